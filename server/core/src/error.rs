@@ -1,0 +1,40 @@
+//! The core's error type: every way a request can be refused by the rules in this crate.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error("key is empty; keys must be 1 to {limit} bytes")]
+    EmptyKey { limit: usize },
+    #[error("key is {len} bytes; the limit is {limit} bytes")]
+    KeyTooLong { len: usize, limit: usize },
+    #[error("key + value is {size} bytes; the keyspace limit is {limit} bytes")]
+    ValueTooLarge { size: usize, limit: usize },
+    #[error("malformed context: {0}")]
+    MalformedContext(String),
+    #[error("malformed request id: {len} bytes, expected 16 (or none)")]
+    MalformedRequestId { len: usize },
+    #[error(
+        "key has {count} siblings and this write would make {next}; the limit is {limit}: \
+         read the key and write back with its context to resolve them"
+    )]
+    TooManySiblings {
+        count: usize,
+        next: usize,
+        limit: usize,
+    },
+    #[error("invalid keyspace: {0}")]
+    InvalidKeyspace(String),
+    #[error("consistency {level} needs {needed} replicas but only {available} exist{where_}")]
+    Unsatisfiable {
+        level: String,
+        needed: usize,
+        available: usize,
+        where_: String,
+    },
+    #[error("stored object is corrupt: {0}")]
+    CorruptObject(String),
+    #[error("keyspace is of kind {actual} but the stored object is {found}")]
+    KindMismatch { actual: String, found: String },
+}

@@ -1,0 +1,71 @@
+//! Size limits on keys and values.
+//!
+//! They exist so one careless client cannot make a key too expensive to read, replicate or
+//! repair; every refusal names the limit so the caller knows what to change.
+
+use crate::error::CoreError;
+
+/// Keys are non-empty and at most 1 KiB.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Default limit on key + value, per value (each sibling is checked on its own).
+pub const DEFAULT_MAX_VALUE_BYTES: u32 = 10 * 1024;
+/// The largest per-keyspace limit we accept: it must fit a gRPC message with room to spare.
+pub const MAX_CONFIGURABLE_VALUE_BYTES: u32 = 2 * 1024 * 1024;
+/// Default cap on siblings of one key.
+pub const DEFAULT_MAX_SIBLINGS: u32 = 100;
+/// Past this many siblings a key is logged and counted as a warning.
+pub const WARN_SIBLINGS: usize = 25;
+
+pub fn check_key(key: &[u8]) -> Result<(), CoreError> {
+    if key.is_empty() {
+        return Err(CoreError::EmptyKey {
+            limit: MAX_KEY_BYTES,
+        });
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(CoreError::KeyTooLong {
+            len: key.len(),
+            limit: MAX_KEY_BYTES,
+        });
+    }
+    Ok(())
+}
+
+pub fn check_value(key: &[u8], value: &[u8], limit: u32) -> Result<(), CoreError> {
+    let size = key.len() + value.len();
+    if size > limit as usize {
+        return Err(CoreError::ValueTooLarge {
+            size,
+            limit: limit as usize,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_limits_name_the_limit() {
+        assert!(check_key(b"k").is_ok());
+        assert!(check_key(&[7; MAX_KEY_BYTES]).is_ok());
+        let e = check_key(b"").unwrap_err();
+        assert!(e.to_string().contains("1024"), "{e}");
+        let e = check_key(&[7; MAX_KEY_BYTES + 1]).unwrap_err();
+        assert_eq!(e.to_string(), "key is 1025 bytes; the limit is 1024 bytes");
+    }
+
+    #[test]
+    fn value_limit_counts_key_and_value() {
+        assert!(check_value(b"ab", &[0; 8], 10).is_ok());
+        let e = check_value(b"abc", &[0; 8], 10).unwrap_err();
+        assert_eq!(
+            e,
+            CoreError::ValueTooLarge {
+                size: 11,
+                limit: 10
+            }
+        );
+    }
+}
