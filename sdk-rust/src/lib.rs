@@ -1,1 +1,31 @@
-//! placeholder
+//! The Rust client for Meridian.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), meridian_sdk::Error> {
+//! let client = meridian_sdk::Client::connect(["http://127.0.0.1:7070"]).await?;
+//! let ctx = client.put("default", "cart:1", "apples", None).await?;
+//! let read = client.get("default", "cart:1").await?;
+//! client.put("default", "cart:1", "apples,pears", Some(&read.context)).await?;
+//! # let _ = ctx; Ok(()) }
+//! ```
+//!
+//! Operations travel over a few long-lived bidirectional gRPC streams per endpoint,
+//! multiplexed by request id, which is several times cheaper than one unary call each. Every
+//! write carries a request id that stays the same across retries, so a retried write never
+//! creates a sibling. `Client` is cheap to clone and can be shared across tasks.
+
+mod client;
+mod context;
+mod error;
+mod options;
+mod resolver;
+mod stream;
+
+pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo};
+pub use context::Context;
+pub use error::{Error, ErrorCode, Result};
+pub use options::{Consistency, ReadOptions, ValueKind, WriteOptions};
+pub use resolver::{FnResolver, Resolver};
+
+/// The generated protocol, for callers who need what the client does not wrap.
+pub use meridian_proto::v1 as proto;

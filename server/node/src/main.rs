@@ -1,1 +1,109 @@
-fn main(){}
+//! The `meridian` binary: a node (`meridian server`) and its command-line tools.
+
+mod bench;
+mod cli;
+mod client_cmds;
+mod config;
+mod engine;
+mod error;
+mod grpc;
+mod http;
+mod identity;
+mod keyspaces;
+mod locks;
+mod metrics;
+mod server;
+mod storage;
+
+use clap::Parser;
+use cli::{Cli, Command, KeyspaceCommand, ServerArgs};
+use config::Config;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => {
+            let cfg = effective_config(&args)?;
+            init_logging(&cfg);
+            server::run(cfg).await
+        }
+        Command::Config(args) => {
+            let cfg = effective_config(&args)?;
+            print!("{}", toml::to_string_pretty(&cfg)?);
+            Ok(())
+        }
+        Command::Get(a) => client_cmds::get(a).await,
+        Command::Put(a) => client_cmds::put(a).await,
+        Command::Delete(a) => client_cmds::delete(a).await,
+        Command::Keyspace(KeyspaceCommand::Create(a)) => client_cmds::keyspace_create(a).await,
+        Command::Keyspace(KeyspaceCommand::List(a)) => client_cmds::keyspace_list(a).await,
+        Command::Node(a) => client_cmds::node(a).await,
+        Command::Bench(a) => bench::run(a).await,
+        Command::EchoServer(a) => bench::echo::serve(a).await,
+    }
+}
+
+/// Defaults, then the file, then environment and flags (clap has merged those two).
+fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        cfg.node.data_dir = d.clone();
+    }
+    if let Some(a) = &args.grpc_addr {
+        cfg.node.grpc_addr = server::parse_addr("--grpc-addr", a)?;
+    }
+    if let Some(a) = &args.http_addr {
+        cfg.node.http_addr = server::parse_addr("--http-addr", a)?;
+    }
+    if let Some(dc) = &args.dc {
+        cfg.node.datacenter = dc.clone();
+    }
+    if let Some(rack) = &args.rack {
+        cfg.node.rack = rack.clone();
+    }
+    if let Some(s) = args.sync_writes {
+        cfg.storage.sync_writes = s;
+    }
+    if let Some(l) = &args.log {
+        cfg.log.level = l.clone();
+    }
+    if let Some(f) = &args.log_format {
+        cfg.log.format = f.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

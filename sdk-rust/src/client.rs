@@ -1,0 +1,503 @@
+//! The client: endpoints, streams, retries and the read-modify-write helpers.
+
+use crate::context::Context;
+use crate::error::{Error, ErrorCode, Result};
+use crate::options::{Consistency, ReadOptions, ValueKind, WriteOptions};
+use crate::resolver::Resolver;
+use crate::stream::MuxStream;
+use bytes::Bytes;
+use meridian_proto::v1 as pb;
+use meridian_proto::v1::admin_client::AdminClient;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// The result of a read: every live sibling and the context to write back with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetResult {
+    /// Empty when the key does not exist or was deleted.
+    pub values: Vec<Bytes>,
+    /// Pass this to the next `put` or `delete` of the key.
+    pub context: Context,
+}
+
+impl GetResult {
+    pub fn is_found(&self) -> bool {
+        !self.values.is_empty()
+    }
+
+    pub fn has_siblings(&self) -> bool {
+        self.values.len() > 1
+    }
+}
+
+/// A keyspace as the admin API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspaceInfo {
+    pub name: String,
+    pub kind: ValueKind,
+    pub replication: BTreeMap<String, u32>,
+    pub max_value_bytes: u32,
+    pub max_siblings: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoints: Vec<String>,
+    streams_per_endpoint: usize,
+    max_in_flight_per_stream: usize,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retries: usize,
+}
+
+impl ClientBuilder {
+    fn new(endpoints: Vec<String>) -> Self {
+        Self {
+            endpoints,
+            streams_per_endpoint: 4,
+            max_in_flight_per_stream: 1024,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            retries: 2,
+        }
+    }
+
+    /// Streams opened to each endpoint (default 4); each multiplexes many requests.
+    pub fn streams_per_endpoint(mut self, n: usize) -> Self {
+        self.streams_per_endpoint = n.max(1);
+        self
+    }
+
+    pub fn max_in_flight_per_stream(mut self, n: usize) -> Self {
+        self.max_in_flight_per_stream = n.max(1);
+        self
+    }
+
+    /// Default per-request deadline (default 5 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Extra attempts for requests that failed with UNAVAILABLE (default 2). Writes keep
+    /// their request id across attempts, so a retry never creates a sibling.
+    pub fn retries(mut self, n: usize) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Opens the first stream, so a wrong address fails here rather than on first use.
+    pub async fn connect(self) -> Result<Client> {
+        if self.endpoints.is_empty() {
+            return Err(Error::new(ErrorCode::InvalidArgument, "no endpoints given"));
+        }
+        let mut nodes = Vec::new();
+        for url in &self.endpoints {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!("bad endpoint {url:?}: {e}"),
+                    )
+                })?
+                .connect_timeout(self.connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
+            let channel = endpoint.connect_lazy();
+            let streams = (0..self.streams_per_endpoint)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect();
+            nodes.push(Node {
+                url: url.clone(),
+                channel,
+                streams,
+            });
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                nodes,
+                active: AtomicUsize::new(0),
+                next_stream: AtomicUsize::new(0),
+                options: self,
+            }),
+        };
+        let mut last = None;
+        for i in 0..client.inner.nodes.len() {
+            match client.stream_on(i, 0).await {
+                Ok(_) => {
+                    client.inner.active.store(i, Ordering::Relaxed);
+                    return Ok(client);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorCode::Unavailable, "no endpoint reachable")))
+    }
+}
+
+struct Node {
+    url: String,
+    channel: Channel,
+    streams: Vec<tokio::sync::Mutex<Option<Arc<MuxStream>>>>,
+}
+
+struct Inner {
+    nodes: Vec<Node>,
+    /// The endpoint requests go to; moves on when it becomes unreachable.
+    active: AtomicUsize,
+    next_stream: AtomicUsize,
+    options: ClientBuilder,
+}
+
+/// A handle to a Meridian cluster. Cheap to clone; clones share streams.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field(
+                "endpoints",
+                &self.inner.nodes.iter().map(|n| &n.url).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn builder<I, S>(endpoints: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ClientBuilder::new(endpoints.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn connect<I, S>(endpoints: I) -> Result<Client>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder(endpoints).connect().await
+    }
+
+    /// Reads every live sibling of a key. A missing or deleted key gives an empty result
+    /// (with a context that covers any tombstone), not an error.
+    pub async fn get(&self, keyspace: &str, key: impl AsRef<[u8]>) -> Result<GetResult> {
+        self.get_with(keyspace, key, &ReadOptions::default()).await
+    }
+
+    pub async fn get_with(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        opts: &ReadOptions,
+    ) -> Result<GetResult> {
+        let op = pb::operation::Op::Get(pb::GetRequest {
+            keyspace: keyspace.to_string(),
+            key: Bytes::copy_from_slice(key.as_ref()),
+            consistency: consistency(opts.consistency),
+            r: 0,
+        });
+        let result = self.execute(op, opts.timeout).await?;
+        let get = match result.result {
+            Some(pb::operation_result::Result::Get(g)) => g,
+            _ => return Err(unexpected()),
+        };
+        Ok(GetResult {
+            values: get.values,
+            context: Context(get.context),
+        })
+    }
+
+    /// Writes a value. With the context of an earlier read it replaces exactly what that read
+    /// saw; without one it becomes a sibling of whatever is there. Returns the new context.
+    pub async fn put(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Bytes>,
+        context: Option<&Context>,
+    ) -> Result<Context> {
+        self.put_with(keyspace, key, value, context, &WriteOptions::default())
+            .await
+    }
+
+    pub async fn put_with(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Bytes>,
+        context: Option<&Context>,
+        opts: &WriteOptions,
+    ) -> Result<Context> {
+        let op = pb::operation::Op::Put(pb::PutRequest {
+            keyspace: keyspace.to_string(),
+            key: Bytes::copy_from_slice(key.as_ref()),
+            value: value.into(),
+            context: context.map(|c| c.0.clone()).unwrap_or_default(),
+            request_id: request_id(opts.request_id),
+            consistency: consistency(opts.consistency),
+            w: 0,
+        });
+        let result = self.execute(op, opts.timeout).await?;
+        match result.result {
+            Some(pb::operation_result::Result::Put(p)) => Ok(Context(p.context)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Deletes a key. With a context it removes what that read saw; without one it removes
+    /// what the replica holds now. Concurrent values it has not seen survive as siblings.
+    pub async fn delete(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        context: Option<&Context>,
+    ) -> Result<Context> {
+        self.delete_with(keyspace, key, context, &WriteOptions::default())
+            .await
+    }
+
+    pub async fn delete_with(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        context: Option<&Context>,
+        opts: &WriteOptions,
+    ) -> Result<Context> {
+        let op = pb::operation::Op::Delete(pb::DeleteRequest {
+            keyspace: keyspace.to_string(),
+            key: Bytes::copy_from_slice(key.as_ref()),
+            context: context.map(|c| c.0.clone()).unwrap_or_default(),
+            request_id: request_id(opts.request_id),
+            consistency: consistency(opts.consistency),
+            w: 0,
+        });
+        let result = self.execute(op, opts.timeout).await?;
+        match result.result {
+            Some(pb::operation_result::Result::Delete(d)) => Ok(Context(d.context)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Reads a key and, if it has siblings, resolves them and writes the result back with
+    /// the read's context, so the siblings are gone for every later reader.
+    pub async fn get_resolved(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        resolver: &dyn Resolver,
+    ) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        let read = self.get(keyspace, key).await?;
+        match read.values.len() {
+            0 => Ok(None),
+            1 => Ok(read.values.into_iter().next()),
+            _ => {
+                let merged = resolver.resolve(key, read.values).await?;
+                self.put(keyspace, key, merged.clone(), Some(&read.context))
+                    .await?;
+                Ok(Some(merged))
+            }
+        }
+    }
+
+    /// Read-modify-write: reads the key (resolving siblings with `resolver` if there are
+    /// several), applies `f` to the current value, and writes the result with the read's
+    /// context. `f` returning `None` deletes the key. Returns the new context.
+    pub async fn update<F>(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        resolver: Option<&dyn Resolver>,
+        f: F,
+    ) -> Result<Context>
+    where
+        F: FnOnce(Option<Bytes>) -> Option<Bytes>,
+    {
+        let key = key.as_ref();
+        let read = self.get(keyspace, key).await?;
+        let current = match read.values.len() {
+            0 => None,
+            1 => read.values.into_iter().next(),
+            n => match resolver {
+                Some(r) => Some(r.resolve(key, read.values).await?),
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::UnresolvedSiblings,
+                        format!("key has {n} siblings and no resolver was given"),
+                    ));
+                }
+            },
+        };
+        match f(current) {
+            Some(next) => self.put(keyspace, key, next, Some(&read.context)).await,
+            None => self.delete(keyspace, key, Some(&read.context)).await,
+        }
+    }
+
+    /// Creates a keyspace (idempotent for an identical definition).
+    pub async fn create_keyspace(
+        &self,
+        name: &str,
+        kind: ValueKind,
+        replication: BTreeMap<String, u32>,
+    ) -> Result<KeyspaceInfo> {
+        let spec = pb::KeyspaceSpec {
+            name: name.to_string(),
+            kind: match kind {
+                ValueKind::Siblings => pb::ValueKind::Siblings,
+                ValueKind::Lww => pb::ValueKind::Lww,
+            } as i32,
+            replication: replication.into_iter().collect(),
+            ..Default::default()
+        };
+        self.create_keyspace_spec(spec).await
+    }
+
+    /// Creates a keyspace from a full protocol spec (limits, default consistency, ...).
+    pub async fn create_keyspace_spec(&self, spec: pb::KeyspaceSpec) -> Result<KeyspaceInfo> {
+        let ks = self
+            .admin()
+            .create_keyspace(pb::CreateKeyspaceRequest { spec: Some(spec) })
+            .await?
+            .into_inner();
+        keyspace_info(ks)
+    }
+
+    pub async fn list_keyspaces(&self) -> Result<Vec<KeyspaceInfo>> {
+        let list = self
+            .admin()
+            .list_keyspaces(pb::ListKeyspacesRequest {})
+            .await?
+            .into_inner();
+        list.keyspaces.into_iter().map(keyspace_info).collect()
+    }
+
+    pub async fn node_info(&self) -> Result<pb::NodeInfoResponse> {
+        Ok(self
+            .admin()
+            .node_info(pb::NodeInfoRequest {})
+            .await?
+            .into_inner())
+    }
+
+    fn admin(&self) -> AdminClient<Channel> {
+        let i = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
+        AdminClient::new(self.inner.nodes[i].channel.clone())
+    }
+
+    /// Sends one operation, retrying on UNAVAILABLE on the next endpoint. The operation is
+    /// resent unchanged, request id included, so the server can recognise the retry.
+    async fn execute(
+        &self,
+        op: pb::operation::Op,
+        timeout: Option<Duration>,
+    ) -> Result<pb::OperationResult> {
+        let timeout = timeout.unwrap_or(self.inner.options.timeout);
+        let operation = pb::Operation { op: Some(op) };
+        let mut attempt = 0;
+        loop {
+            let node = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
+            let outcome = async {
+                let stream = self.stream(node).await?;
+                stream.call(operation.clone(), timeout).await
+            }
+            .await;
+            let err = match outcome {
+                Ok(result) => return check(result),
+                Err(e) => e,
+            };
+            if !err.code.is_retryable() || attempt >= self.inner.options.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            let _ = self.inner.active.compare_exchange(
+                node,
+                (node + 1) % self.inner.nodes.len(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+        }
+    }
+
+    async fn stream(&self, node: usize) -> Result<Arc<MuxStream>> {
+        let n = self.inner.nodes[node].streams.len();
+        let slot = self.inner.next_stream.fetch_add(1, Ordering::Relaxed) % n;
+        self.stream_on(node, slot).await
+    }
+
+    async fn stream_on(&self, node: usize, slot: usize) -> Result<Arc<MuxStream>> {
+        let target = &self.inner.nodes[node];
+        let mut guard = target.streams[slot].lock().await;
+        if let Some(s) = guard.as_ref().filter(|s| s.is_alive()) {
+            return Ok(s.clone());
+        }
+        let opened = MuxStream::open(
+            target.channel.clone(),
+            self.inner.options.max_in_flight_per_stream,
+        )
+        .await
+        .map_err(|e| Error::new(e.code, format!("{}: {}", target.url, e.message)))?;
+        *guard = Some(opened.clone());
+        Ok(opened)
+    }
+}
+
+fn check(result: pb::OperationResult) -> Result<pb::OperationResult> {
+    let status = result.status.clone().unwrap_or_default();
+    if status.code == 0 {
+        return Ok(result);
+    }
+    let code = tonic::Code::from_i32(status.code);
+    // A get of a missing key is NOT_FOUND with its context attached: an empty result.
+    if code == tonic::Code::NotFound
+        && matches!(result.result, Some(pb::operation_result::Result::Get(_)))
+    {
+        return Ok(result);
+    }
+    Err(Error::new(ErrorCode::from_grpc(code), status.message))
+}
+
+fn unexpected() -> Error {
+    Error::new(ErrorCode::Internal, "server answered with the wrong result type")
+}
+
+fn consistency(c: Option<Consistency>) -> i32 {
+    c.map_or(pb::Consistency::Unspecified, Consistency::to_proto) as i32
+}
+
+fn request_id(id: Option<[u8; 16]>) -> Bytes {
+    let id = id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
+    Bytes::copy_from_slice(&id)
+}
+
+fn keyspace_info(ks: pb::Keyspace) -> Result<KeyspaceInfo> {
+    let spec = ks
+        .spec
+        .ok_or_else(|| Error::new(ErrorCode::Internal, "keyspace without a spec"))?;
+    let kind = match pb::ValueKind::try_from(spec.kind) {
+        Ok(pb::ValueKind::Lww) => ValueKind::Lww,
+        _ => ValueKind::Siblings,
+    };
+    Ok(KeyspaceInfo {
+        name: spec.name,
+        kind,
+        replication: spec.replication.into_iter().collect(),
+        max_value_bytes: spec.max_value_bytes,
+        max_siblings: spec.max_siblings,
+    })
+}

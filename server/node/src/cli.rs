@@ -1,0 +1,131 @@
+//! Command-line interface. `meridian server` runs a node; the other subcommands are clients
+//! built on the Rust SDK.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "meridian", version, about = "Meridian: a geo-replicated key-value store")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node.
+    Server(ServerArgs),
+    /// Print the effective configuration (file + environment + flags) as TOML.
+    Config(ServerArgs),
+    /// Read a key: prints each sibling, and the context on stderr.
+    Get(KeyArgs),
+    /// Write a key.
+    Put(PutArgs),
+    /// Delete a key.
+    Delete(KeyArgs),
+    /// Manage keyspaces.
+    #[command(subcommand)]
+    Keyspace(KeyspaceCommand),
+    /// Show the node's identity and addresses.
+    Node(EndpointArgs),
+    /// Load generator: YCSB workloads against Meridian, Redis or the echo target.
+    Bench(crate::bench::BenchArgs),
+    /// Serve the bare gRPC echo target (same stack and stream path, no storage) for the bench.
+    EchoServer(EchoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file (see meridian.example.toml).
+    #[arg(long, env = "MERIDIAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "MERIDIAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address, HOST:PORT (port 0 picks one).
+    #[arg(long, env = "MERIDIAN_GRPC_ADDR")]
+    pub grpc_addr: Option<String>,
+    /// HTTP listen address, HOST:PORT (port 0 picks one).
+    #[arg(long, env = "MERIDIAN_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    #[arg(long, env = "MERIDIAN_DC")]
+    pub dc: Option<String>,
+    #[arg(long, env = "MERIDIAN_RACK")]
+    pub rack: Option<String>,
+    /// fsync the WAL before acknowledging writes (group commit).
+    #[arg(long, env = "MERIDIAN_SYNC_WRITES")]
+    pub sync_writes: Option<bool>,
+    #[arg(long, env = "MERIDIAN_LOG")]
+    pub log: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "MERIDIAN_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EndpointArgs {
+    /// gRPC endpoint URL.
+    #[arg(long, env = "MERIDIAN_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[arg(long, short = 'k', default_value = "default")]
+    pub keyspace: String,
+    pub key: String,
+    /// Context (base64url) from an earlier read or write.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// ONE, TWO, QUORUM, ALL, LOCAL_ONE, LOCAL_QUORUM or EACH_QUORUM.
+    #[arg(long)]
+    pub consistency: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// The value; `-` reads it from standard input.
+    pub value: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyspaceCommand {
+    /// Create a keyspace (identical re-creation is a no-op).
+    Create(KeyspaceCreateArgs),
+    /// List keyspaces.
+    List(EndpointArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyspaceCreateArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    pub name: String,
+    /// siblings (default) or lww.
+    #[arg(long, default_value = "siblings")]
+    pub kind: String,
+    /// Replicas per datacenter, e.g. dc1=3,dc2=3.
+    #[arg(long, value_delimiter = ',')]
+    pub replication: Vec<String>,
+    /// Largest key + value in bytes (default 10240).
+    #[arg(long)]
+    pub max_value_bytes: Option<u32>,
+    /// Sibling limit per key (default 100).
+    #[arg(long)]
+    pub max_siblings: Option<u32>,
+    /// fsync every write to this keyspace.
+    #[arg(long)]
+    pub sync_writes: Option<bool>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EchoArgs {
+    #[arg(long, default_value = "127.0.0.1:7090")]
+    pub grpc_addr: String,
+    /// Size of the value returned for a get.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+}

@@ -1,0 +1,7 @@
+//! gRPC services: the KV data API (unary, batch, and the multiplexed session stream) and
+//! the admin API.
+
+pub mod admin;
+pub mod kv;
+pub mod ops;
+pub mod session;

@@ -1,0 +1,271 @@
+//! The HTTP/JSON API, next to gRPC on its own port.
+//!
+//! - `PUT /v1/data/{keyspace}/{key}` (body = value), `GET`, `DELETE`; `/v1/data/{key}` uses
+//!   the `default` keyspace. Keys are percent-encoded path segments and may be any bytes.
+//! - The causal context travels in the `meridian-context` header (base64url) both ways; a
+//!   write may carry `meridian-request-id` (a uuid) to make retries idempotent.
+//! - One value → 200 with the raw bytes; several → 300 Multiple Choices with every sibling
+//!   in a JSON body; none → 404. Errors are JSON `{"error": {"code", "message"}}`.
+//! - `/metrics` (Prometheus text), `/health`, `/v1/keyspaces`.
+
+use crate::engine::{Engine, WriteRequest};
+use crate::error::{NodeError, code_name};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use meridian_core::Consistency;
+use meridian_core::keyspace::DEFAULT_KEYSPACE;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const CONTEXT_HEADER: &str = "meridian-context";
+pub const REQUEST_ID_HEADER: &str = "meridian-request-id";
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/v1/data/{*rest}", axum::routing::any(data))
+        .route("/v1/keyspaces", get(keyspaces))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .fallback(|uri: Uri| async move {
+            error_response(
+                StatusCode::NOT_FOUND,
+                tonic::Code::NotFound,
+                &format!("no route for {}; data lives under /v1/data/{{keyspace}}/{{key}}", uri.path()),
+            )
+        })
+        .layer(DefaultBodyLimit::max(4 << 20))
+        .with_state(engine)
+}
+
+#[derive(Debug, Deserialize)]
+struct DataQuery {
+    consistency: Option<String>,
+}
+
+async fn data(
+    State(engine): State<Arc<Engine>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<DataQuery>,
+    body: Bytes,
+) -> Response {
+    match data_inner(&engine, &method, &uri, &headers, q, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn data_inner(
+    engine: &Arc<Engine>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: DataQuery,
+    body: Bytes,
+) -> Result<Response, NodeError> {
+    let (keyspace, key) = parse_data_path(uri.path())?;
+    let consistency = q
+        .consistency
+        .as_deref()
+        .map(str::parse::<Consistency>)
+        .transpose()
+        .map_err(NodeError::InvalidArgument)?;
+    let context = match headers.get(CONTEXT_HEADER) {
+        None => Vec::new(),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| malformed_context("header is not ASCII"))?;
+            URL_SAFE_NO_PAD
+                .decode(s.trim())
+                .map_err(|e| malformed_context(&format!("not base64url: {e}")))?
+        }
+    };
+    let request_id = match headers.get(REQUEST_ID_HEADER) {
+        None => Vec::new(),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+            .map(|u| u.as_bytes().to_vec())
+            .ok_or_else(|| {
+                NodeError::InvalidArgument(format!("{REQUEST_ID_HEADER} must be a uuid"))
+            })?,
+    };
+    match *method {
+        Method::GET | Method::HEAD => {
+            let reply = engine.get(&keyspace, &key, consistency, 0)?;
+            let ctx = URL_SAFE_NO_PAD.encode(&reply.context);
+            let mut resp = match reply.values.len() {
+                0 => error_response(StatusCode::NOT_FOUND, tonic::Code::NotFound, "key not found"),
+                1 => {
+                    let mut r = reply.values[0].clone().into_response();
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
+                    r
+                }
+                _ => {
+                    let siblings: Vec<_> = reply
+                        .values
+                        .iter()
+                        .map(|v| {
+                            let mut m = serde_json::Map::new();
+                            m.insert("value".into(), STANDARD.encode(v).into());
+                            if let Ok(text) = std::str::from_utf8(v) {
+                                m.insert("text".into(), text.into());
+                            }
+                            serde_json::Value::Object(m)
+                        })
+                        .collect();
+                    let body = serde_json::json!({ "siblings": siblings, "context": ctx });
+                    (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
+                }
+            };
+            insert_context(&mut resp, &ctx);
+            Ok(resp)
+        }
+        Method::PUT | Method::POST | Method::DELETE => {
+            let value = (*method != Method::DELETE).then_some(&body[..]);
+            let req = WriteRequest {
+                keyspace: &keyspace,
+                key: &key,
+                value,
+                context: &context,
+                request_id: &request_id,
+                consistency,
+                explicit_acks: 0,
+            };
+            let new_ctx = if engine.syncs(&keyspace) {
+                let engine = engine.clone();
+                let (ks, key, value, context, rid) = (
+                    keyspace.clone(),
+                    key.clone(),
+                    value.map(<[u8]>::to_vec),
+                    context.clone(),
+                    request_id.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    engine.write(&WriteRequest {
+                        keyspace: &ks,
+                        key: &key,
+                        value: value.as_deref(),
+                        context: &context,
+                        request_id: &rid,
+                        consistency,
+                        explicit_acks: 0,
+                    })
+                })
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))??
+            } else {
+                engine.write(&req)?
+            };
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            insert_context(&mut resp, &URL_SAFE_NO_PAD.encode(new_ctx));
+            Ok(resp)
+        }
+        _ => Ok(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            tonic::Code::InvalidArgument,
+            &format!("method {method} not allowed; use GET, PUT or DELETE"),
+        )),
+    }
+}
+
+/// `/v1/data/{key}` or `/v1/data/{keyspace}/{key}`, each segment percent-decoded to bytes.
+fn parse_data_path(path: &str) -> Result<(String, Vec<u8>), NodeError> {
+    let rest = path.strip_prefix("/v1/data/").unwrap_or("");
+    let segments: Vec<&str> = rest.split('/').collect();
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    let bad = || {
+        NodeError::InvalidArgument(format!(
+            "bad data path {path:?}: expected /v1/data/{{key}} or /v1/data/{{keyspace}}/{{key}} \
+             with the key percent-encoded (a '/' in a key is %2F)"
+        ))
+    };
+    match segments.as_slice() {
+        [key] => Ok((DEFAULT_KEYSPACE.to_string(), decode(key))),
+        [ks, key] => {
+            let ks = String::from_utf8(decode(ks)).map_err(|_| bad())?;
+            if ks.is_empty() {
+                return Err(bad());
+            }
+            Ok((ks, decode(key)))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn malformed_context(why: &str) -> NodeError {
+    NodeError::Core(meridian_core::CoreError::MalformedContext(why.to_string()))
+}
+
+fn insert_context(resp: &mut Response, ctx: &str) {
+    if let Ok(v) = HeaderValue::from_str(ctx) {
+        resp.headers_mut().insert(CONTEXT_HEADER, v);
+    }
+}
+
+fn error_response(status: StatusCode, code: tonic::Code, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code_name(code), "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn keyspaces(State(engine): State<Arc<Engine>>) -> Response {
+    let list: Vec<BTreeMap<&str, serde_json::Value>> = engine
+        .keyspaces()
+        .list()
+        .iter()
+        .map(|s| {
+            BTreeMap::from([
+                ("name", s.name.clone().into()),
+                ("kind", s.kind.name().into()),
+                ("max_value_bytes", s.max_value_bytes.into()),
+                ("max_siblings", s.max_siblings.into()),
+                (
+                    "replication",
+                    serde_json::to_value(&s.replication).unwrap_or_default(),
+                ),
+            ])
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "keyspaces": list })).into_response()
+}
+
+async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
+    let mut r = engine.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_paths() {
+        assert_eq!(
+            parse_data_path("/v1/data/k%2Fx").unwrap(),
+            ("default".to_string(), b"k/x".to_vec())
+        );
+        assert_eq!(
+            parse_data_path("/v1/data/carts/%FF%00").unwrap(),
+            ("carts".to_string(), vec![0xff, 0])
+        );
+        assert!(parse_data_path("/v1/data/a/b/c").is_err());
+        assert!(parse_data_path("/v1/data//k").is_err());
+        // An empty key parses; the engine refuses it with the key limit.
+        assert_eq!(parse_data_path("/v1/data/").unwrap().1, Vec::<u8>::new());
+    }
+}

@@ -1,0 +1,96 @@
+//! Prometheus metrics, served at `/metrics` on the HTTP port.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub siblings: Histogram,
+    pub sibling_warnings: IntCounter,
+    pub sibling_rejections: IntCounter,
+    pub duplicate_writes: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("meridian_requests_total", "Requests by operation and status code"),
+            &["op", "code"],
+        )
+        .expect("static metric definition");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "meridian_request_duration_seconds",
+                "Request latency inside the node, by operation",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["op"],
+        )
+        .expect("static metric definition");
+        let siblings = Histogram::with_opts(
+            HistogramOpts::new(
+                "meridian_key_versions",
+                "Versions (siblings incl. tombstones) a key holds after a read or write",
+            )
+            .buckets(vec![1.0, 2.0, 3.0, 5.0, 10.0, 25.0, 50.0, 100.0]),
+        )
+        .expect("static metric definition");
+        let sibling_warnings = IntCounter::new(
+            "meridian_sibling_warnings_total",
+            "Writes that left a key with more than 25 siblings",
+        )
+        .expect("static metric definition");
+        let sibling_rejections = IntCounter::new(
+            "meridian_sibling_rejections_total",
+            "Writes refused because the key would pass its sibling limit",
+        )
+        .expect("static metric definition");
+        let duplicate_writes = IntCounter::new(
+            "meridian_duplicate_writes_total",
+            "Retried writes recognised by request id and acknowledged without a new version",
+        )
+        .expect("static metric definition");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(siblings.clone()),
+            Box::new(sibling_warnings.clone()),
+            Box::new(sibling_rejections.clone()),
+            Box::new(duplicate_writes.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            siblings,
+            sibling_warnings,
+            sibling_rejections,
+            duplicate_writes,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "rendering metrics failed");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,101 @@
+//! RocksDB storage: one column family for key data, one for node metadata.
+//!
+//! The write-ahead log is always on. Without `sync` a write is in the OS page cache when it
+//! is acknowledged, so it survives the process being killed; with `sync` RocksDB fsyncs the
+//! WAL before returning, and concurrent syncing writers are batched into one fsync by
+//! RocksDB's write groups (group commit).
+
+use crate::config::StorageConfig;
+use crate::error::{NodeError, NodeResult};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteBatch,
+    WriteOptions,
+};
+use std::path::Path;
+
+const CF_DATA: &str = "data";
+const CF_META: &str = "meta";
+
+pub struct Storage {
+    db: DB,
+}
+
+impl Storage {
+    pub fn open(dir: &Path, cfg: &StorageConfig) -> NodeResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            NodeError::Storage(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let cache = Cache::new_lru_cache(cfg.block_cache_mb.max(1) << 20);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+
+        let compression = match cfg.compression.as_str() {
+            "zstd" => DBCompressionType::Zstd,
+            "none" => DBCompressionType::None,
+            _ => DBCompressionType::Lz4,
+        };
+        let mut data_opts = Options::default();
+        data_opts.set_block_based_table_factory(&table);
+        data_opts.set_compression_type(compression);
+        data_opts.set_write_buffer_size(cfg.write_buffer_mb.max(1) << 20);
+        data_opts.optimize_level_style_compaction(cfg.write_buffer_mb.max(1) << 20);
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_DATA, data_opts),
+            ColumnFamilyDescriptor::new(CF_META, Options::default()),
+        ];
+        let db = DB::open_cf_descriptors(&db_opts, dir, cfs)?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, name: &str) -> NodeResult<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| NodeError::Internal(format!("column family {name} missing")))
+    }
+
+    pub fn get_data(&self, storage_key: &[u8]) -> NodeResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_DATA)?, storage_key)?)
+    }
+
+    pub fn put_data(&self, storage_key: &[u8], value: &[u8], sync: bool) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_DATA)?, storage_key, value);
+        Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    pub fn get_meta(&self, key: &str) -> NodeResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, key.as_bytes())?)
+    }
+
+    /// Metadata is rare and precious (identity, keyspaces): always fsynced.
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, key.as_bytes(), value);
+        Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    pub fn meta_with_prefix(&self, prefix: &str) -> NodeResult<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_META)?, prefix.as_bytes()) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
