@@ -90,3 +90,123 @@ fn status_only(code: tonic::Code, message: &str) -> pb::OperationResult {
         result: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grpc::ops::success;
+    use pb::operation_result::Result as R;
+    use tokio::sync::Notify;
+
+    /// Holds any get of key "slow" until released; answers everything else at once.
+    struct GateHandler {
+        release: Arc<Notify>,
+    }
+
+    #[async_trait::async_trait]
+    impl Handler for GateHandler {
+        async fn handle(&self, op: pb::Operation) -> pb::OperationResult {
+            if let Some(pb::operation::Op::Get(g)) = &op.op {
+                if &g.key[..] == b"slow" {
+                    self.release.notified().await;
+                }
+                return success(R::Get(pb::GetResponse {
+                    values: vec![g.key.clone()],
+                    context: Default::default(),
+                    found: true,
+                }));
+            }
+            success(R::Put(pb::PutResponse::default()))
+        }
+    }
+
+    fn get(id: u64, key: &'static str) -> pb::StreamRequest {
+        pb::StreamRequest {
+            id,
+            timeout_ms: 60_000,
+            operation: Some(pb::Operation {
+                op: Some(pb::operation::Op::Get(pb::GetRequest {
+                    keyspace: "default".into(),
+                    key: key.into(),
+                    ..Default::default()
+                })),
+            }),
+        }
+    }
+
+    /// Request 1 is stuck until request 2's answer has arrived: only a server that runs a
+    /// stream's requests concurrently and answers out of order can pass.
+    #[tokio::test]
+    async fn a_slow_request_does_not_hold_up_later_ones_on_the_same_stream() {
+        let release = Arc::new(Notify::new());
+        let handler = Arc::new(GateHandler {
+            release: release.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let limits = SessionLimits {
+            max_in_flight: 16,
+            default_timeout: Duration::from_secs(60),
+        };
+        tokio::spawn(crate::server::serve_grpc(handler, None, limits, listener, stop_rx));
+
+        let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let mut responses = client
+            .session(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        tx.send(get(1, "slow")).await.unwrap();
+        tx.send(get(2, "fast")).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(30), responses.message())
+            .await
+            .expect("the fast request must be answered while the slow one waits")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.id, 2);
+        release.notify_one();
+        let second = responses.message().await.unwrap().unwrap();
+        assert_eq!(second.id, 1);
+        match second.result.and_then(|r| r.result) {
+            Some(R::Get(g)) => assert_eq!(&g.values[0][..], b"slow"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A request past its deadline is answered with DEADLINE_EXCEEDED, on its own id.
+    #[tokio::test]
+    async fn deadlines_are_enforced_per_request() {
+        let handler = Arc::new(GateHandler {
+            release: Arc::new(Notify::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let limits = SessionLimits {
+            max_in_flight: 16,
+            default_timeout: Duration::from_secs(60),
+        };
+        tokio::spawn(crate::server::serve_grpc(handler, None, limits, listener, stop_rx));
+        let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let mut responses = client
+            .session(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut req = get(7, "slow");
+        req.timeout_ms = 50;
+        tx.send(req).await.unwrap();
+        let r = responses.message().await.unwrap().unwrap();
+        assert_eq!(r.id, 7);
+        let status = r.result.unwrap().status.unwrap();
+        assert_eq!(status.code, tonic::Code::DeadlineExceeded as i32);
+        assert!(status.message.contains("50 ms"), "{}", status.message);
+    }
+}
