@@ -473,7 +473,10 @@ fn check(result: pb::OperationResult) -> Result<pb::OperationResult> {
 }
 
 fn unexpected() -> Error {
-    Error::new(ErrorCode::Internal, "server answered with the wrong result type")
+    Error::new(
+        ErrorCode::Internal,
+        "server answered with the wrong result type",
+    )
 }
 
 fn consistency(c: Option<Consistency>) -> i32 {

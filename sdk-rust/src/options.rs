@@ -33,24 +33,26 @@ impl Consistency {
 impl std::str::FromStr for Consistency {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.trim().to_ascii_uppercase().replace('-', "_").as_str() {
-            "ONE" => Consistency::One,
-            "TWO" => Consistency::Two,
-            "QUORUM" => Consistency::Quorum,
-            "ALL" => Consistency::All,
-            "LOCAL_ONE" => Consistency::LocalOne,
-            "LOCAL_QUORUM" => Consistency::LocalQuorum,
-            "EACH_QUORUM" => Consistency::EachQuorum,
-            _ => {
-                return Err(crate::Error::new(
-                    crate::ErrorCode::InvalidArgument,
-                    format!(
-                        "unknown consistency {s:?}; expected ONE, TWO, QUORUM, ALL, LOCAL_ONE, \
+        Ok(
+            match s.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+                "ONE" => Consistency::One,
+                "TWO" => Consistency::Two,
+                "QUORUM" => Consistency::Quorum,
+                "ALL" => Consistency::All,
+                "LOCAL_ONE" => Consistency::LocalOne,
+                "LOCAL_QUORUM" => Consistency::LocalQuorum,
+                "EACH_QUORUM" => Consistency::EachQuorum,
+                _ => {
+                    return Err(crate::Error::new(
+                        crate::ErrorCode::InvalidArgument,
+                        format!(
+                            "unknown consistency {s:?}; expected ONE, TWO, QUORUM, ALL, LOCAL_ONE, \
                          LOCAL_QUORUM or EACH_QUORUM"
-                    ),
-                ));
-            }
-        })
+                        ),
+                    ));
+                }
+            },
+        )
     }
 }
 

@@ -53,7 +53,10 @@ impl MuxStream {
                         let waiter = lock(&pending).remove(&resp.id);
                         if let Some(waiter) = waiter {
                             let result = resp.result.ok_or_else(|| {
-                                Error::new(ErrorCode::Internal, "server sent a response without a result")
+                                Error::new(
+                                    ErrorCode::Internal,
+                                    "server sent a response without a result",
+                                )
                             });
                             let _ = waiter.send(result);
                         }

@@ -167,14 +167,20 @@ mod tests {
             r(Consistency::EachQuorum),
             Required::EachDc(vec![("dc1".into(), 2), ("dc2".into(), 2)])
         );
-        assert_eq!(required(Consistency::One, Some(5), &c).unwrap(), Required::Total(5));
+        assert_eq!(
+            required(Consistency::One, Some(5), &c).unwrap(),
+            Required::Total(5)
+        );
     }
 
     #[test]
     fn unsatisfiable_levels_name_the_level_and_counts() {
         let c = counts(&[("dc1", 1)], "dc1");
         let e = required(Consistency::Two, None, &c).unwrap_err();
-        assert_eq!(e.to_string(), "consistency TWO needs 2 replicas but only 1 exist");
+        assert_eq!(
+            e.to_string(),
+            "consistency TWO needs 2 replicas but only 1 exist"
+        );
         let e = required(Consistency::One, Some(3), &c).unwrap_err();
         assert!(e.to_string().contains("explicit count 3"), "{e}");
         assert!(required(Consistency::LocalQuorum, None, &c).is_ok());
@@ -182,7 +188,10 @@ mod tests {
 
     #[test]
     fn parse_is_forgiving_about_case_and_dashes() {
-        assert_eq!("local-quorum".parse::<Consistency>(), Ok(Consistency::LocalQuorum));
+        assert_eq!(
+            "local-quorum".parse::<Consistency>(),
+            Ok(Consistency::LocalQuorum)
+        );
         let e = "SOME".parse::<Consistency>().unwrap_err();
         assert!(e.contains("EACH_QUORUM"), "{e}");
     }

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn empty_bytes_are_the_empty_context() {
         assert_eq!(CausalContext::decode(&[]).unwrap(), CausalContext::empty());
-        assert_eq!(CausalContext::decode(&CausalContext::empty().encode()).unwrap(), ctx(&[]));
+        assert_eq!(
+            CausalContext::decode(&CausalContext::empty().encode()).unwrap(),
+            ctx(&[])
+        );
     }
 
     #[test]

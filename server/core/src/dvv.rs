@@ -262,7 +262,11 @@ impl<V: Clone> DvvSet<V> {
 fn merge_entry<V: Clone>(a: &Entry<V>, b: &Entry<V>) -> Entry<V> {
     // The side with the higher counter has seen every newer dot; of the other side's range it
     // keeps only what both still hold. `take` counts from the newest value.
-    let (hi, lo) = if a.counter >= b.counter { (a, b) } else { (b, a) };
+    let (hi, lo) = if a.counter >= b.counter {
+        (a, b)
+    } else {
+        (b, a)
+    };
     let keep = (hi.counter - lo.counter) as usize + lo.values.len();
     Entry {
         actor: hi.actor,

@@ -153,7 +153,12 @@ mod tests {
         let mut s = KeyspaceSpec::new("k", ValueKind::Siblings);
         assert!(s.validate().is_ok());
         s.max_value_bytes = MAX_CONFIGURABLE_VALUE_BYTES + 1;
-        assert!(s.validate().unwrap_err().to_string().contains("max_value_bytes"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_value_bytes")
+        );
     }
 
     #[test]

@@ -54,14 +54,20 @@ mod tests {
         assert_eq!(partition_of(0, b"a"), partition_of(0, b"a"));
         let p = partition_of(7, b"user:42");
         assert!(u32::from(p) < PARTITIONS);
-        assert_eq!(key_hash(7, b"user:42"), xxh3_64(b"\0\0\0\0\0\0\0\x07user:42"));
+        assert_eq!(
+            key_hash(7, b"user:42"),
+            xxh3_64(b"\0\0\0\0\0\0\0\x07user:42")
+        );
     }
 
     #[test]
     fn storage_key_roundtrip() {
         let raw = storage_key(99, b"k\xff");
         let (p, ks, key) = parse_storage_key(&raw).unwrap();
-        assert_eq!((p, ks, key), (partition_of(99, b"k\xff"), 99, &b"k\xff"[..]));
+        assert_eq!(
+            (p, ks, key),
+            (partition_of(99, b"k\xff"), 99, &b"k\xff"[..])
+        );
     }
 
     #[test]

@@ -122,7 +122,10 @@ fn apply_siblings_write(
     })
 }
 
-fn apply_lww_write(current: Option<&StoredObject>, w: Write<'_>) -> Result<WriteOutcome, CoreError> {
+fn apply_lww_write(
+    current: Option<&StoredObject>,
+    w: Write<'_>,
+) -> Result<WriteOutcome, CoreError> {
     let current = match current {
         None => None,
         Some(StoredObject::Lww(r)) => Some(r),
@@ -323,9 +326,7 @@ mod tests {
         for i in 0..5u8 {
             r.write_with_id(Some(&[i]), None, [i + 100; 16], 5).unwrap();
         }
-        let err = r
-            .write_with_id(Some(b"x"), None, [200; 16], 5)
-            .unwrap_err();
+        let err = r.write_with_id(Some(b"x"), None, [200; 16], 5).unwrap_err();
         assert_eq!(
             err,
             CoreError::TooManySiblings {
@@ -337,7 +338,8 @@ mod tests {
         assert!(err.to_string().contains("limit is 5"), "{err}");
         // A context that covers the siblings resolves them, even at the limit.
         let ctx = read(r.obj.as_ref()).context;
-        r.write_with_id(Some(b"y"), Some(&ctx), [201; 16], 5).unwrap();
+        r.write_with_id(Some(b"y"), Some(&ctx), [201; 16], 5)
+            .unwrap();
         assert_eq!(r.values(), vec![b"y".to_vec()]);
     }
 

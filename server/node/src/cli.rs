@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "meridian", version, about = "Meridian: a geo-replicated key-value store")]
+#[command(
+    name = "meridian",
+    version,
+    about = "Meridian: a geo-replicated key-value store"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -64,7 +68,11 @@ pub struct ServerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EndpointArgs {
     /// gRPC endpoint URL.
-    #[arg(long, env = "MERIDIAN_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    #[arg(
+        long,
+        env = "MERIDIAN_ENDPOINT",
+        default_value = "http://127.0.0.1:7070"
+    )]
     pub endpoint: String,
 }
 

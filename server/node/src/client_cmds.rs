@@ -23,7 +23,14 @@ pub async fn get(a: KeyArgs) -> anyhow::Result<()> {
     let client = connect(&a.endpoint).await?;
     let (_, consistency) = parse_common(&a)?;
     let r = client
-        .get_with(&a.keyspace, &a.key, &ReadOptions { consistency, timeout: None })
+        .get_with(
+            &a.keyspace,
+            &a.key,
+            &ReadOptions {
+                consistency,
+                timeout: None,
+            },
+        )
         .await?;
     let mut out = std::io::stdout().lock();
     for v in &r.values {
@@ -50,7 +57,10 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
     } else {
         a.value.into_bytes()
     };
-    let opts = WriteOptions { consistency, ..Default::default() };
+    let opts = WriteOptions {
+        consistency,
+        ..Default::default()
+    };
     let c = client
         .put_with(&a.key.keyspace, &a.key.key, value, ctx.as_ref(), &opts)
         .await?;
@@ -61,7 +71,10 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
 pub async fn delete(a: KeyArgs) -> anyhow::Result<()> {
     let client = connect(&a.endpoint).await?;
     let (ctx, consistency) = parse_common(&a)?;
-    let opts = WriteOptions { consistency, ..Default::default() };
+    let opts = WriteOptions {
+        consistency,
+        ..Default::default()
+    };
     let c = client
         .delete_with(&a.keyspace, &a.key, ctx.as_ref(), &opts)
         .await?;
@@ -119,7 +132,13 @@ pub async fn node(e: EndpointArgs) -> anyhow::Result<()> {
     let n = client.node_info().await?;
     println!(
         "node {}\ndc {}\nrack {}\nversion {}\ngrpc {}\nhttp {}\ndata_dir {}\nuptime {}s",
-        n.node_id, n.datacenter, n.rack, n.version, n.grpc_addr, n.http_addr, n.data_dir,
+        n.node_id,
+        n.datacenter,
+        n.rack,
+        n.version,
+        n.grpc_addr,
+        n.http_addr,
+        n.data_dir,
         n.uptime_seconds
     );
     Ok(())

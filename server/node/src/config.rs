@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub const DEFAULT_GRPC_PORT: u16 = 7070;
 pub const DEFAULT_HTTP_PORT: u16 = 7080;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub node: NodeConfig,
@@ -76,18 +76,6 @@ pub struct LogConfig {
     pub format: String,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeConfig::default(),
-            storage: StorageConfig::default(),
-            limits: LimitsConfig::default(),
-            server: ServerConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
@@ -142,8 +130,7 @@ impl Config {
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        Self::from_toml(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        Self::from_toml(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
     }
 
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {

@@ -138,11 +138,12 @@ impl Engine {
         };
         let request_id: [u8; 16] = match req.request_id.len() {
             0 => *uuid::Uuid::new_v4().as_bytes(),
-            16 => req.request_id.try_into().map_err(|_| {
-                CoreError::MalformedRequestId {
+            16 => req
+                .request_id
+                .try_into()
+                .map_err(|_| CoreError::MalformedRequestId {
                     len: req.request_id.len(),
-                }
-            })?,
+                })?,
             len => return Err(CoreError::MalformedRequestId { len }.into()),
         };
         self.check_consistency(
@@ -253,8 +254,9 @@ impl Engine {
             .latency
             .with_label_values(&[op])
             .observe(start.elapsed().as_secs_f64());
-        if let Err(e @ (NodeError::Storage(_) | NodeError::StorageFull(_) | NodeError::Internal(_))) =
-            &out
+        if let Err(
+            e @ (NodeError::Storage(_) | NodeError::StorageFull(_) | NodeError::Internal(_)),
+        ) = &out
         {
             tracing::error!(op, error = %e, "request failed");
         }

@@ -37,7 +37,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
             error_response(
                 StatusCode::NOT_FOUND,
                 tonic::Code::NotFound,
-                &format!("no route for {}; data lives under /v1/data/{{keyspace}}/{{key}}", uri.path()),
+                &format!(
+                    "no route for {}; data lives under /v1/data/{{keyspace}}/{{key}}",
+                    uri.path()
+                ),
             )
         })
         .layer(DefaultBodyLimit::max(4 << 20))
@@ -81,7 +84,9 @@ async fn data_inner(
     let context = match headers.get(CONTEXT_HEADER) {
         None => Vec::new(),
         Some(v) => {
-            let s = v.to_str().map_err(|_| malformed_context("header is not ASCII"))?;
+            let s = v
+                .to_str()
+                .map_err(|_| malformed_context("header is not ASCII"))?;
             URL_SAFE_NO_PAD
                 .decode(s.trim())
                 .map_err(|e| malformed_context(&format!("not base64url: {e}")))?
@@ -103,7 +108,11 @@ async fn data_inner(
             let reply = engine.get(&keyspace, &key, consistency, 0)?;
             let ctx = URL_SAFE_NO_PAD.encode(&reply.context);
             let mut resp = match reply.values.len() {
-                0 => error_response(StatusCode::NOT_FOUND, tonic::Code::NotFound, "key not found"),
+                0 => error_response(
+                    StatusCode::NOT_FOUND,
+                    tonic::Code::NotFound,
+                    "key not found",
+                ),
                 1 => {
                     let mut r = reply.values[0].clone().into_response();
                     r.headers_mut().insert(

@@ -38,7 +38,10 @@ impl Keyspaces {
     }
 
     pub fn get(&self, name: &str) -> NodeResult<Arc<KeyspaceSpec>> {
-        let map = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match map.get(name) {
             Some(spec) => Ok(spec.clone()),
             None => {
@@ -50,7 +53,10 @@ impl Keyspaces {
     }
 
     pub fn list(&self) -> Vec<Arc<KeyspaceSpec>> {
-        let map = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.values().cloned().collect()
     }
 
@@ -58,7 +64,10 @@ impl Keyspaces {
     /// existing name is refused, since kind and limits shape what is stored.
     pub fn create(&self, storage: &Storage, spec: KeyspaceSpec) -> NodeResult<Arc<KeyspaceSpec>> {
         spec.validate()?;
-        let mut map = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(existing) = map.get(&spec.name) {
             if **existing == spec {
                 return Ok(existing.clone());

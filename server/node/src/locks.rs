@@ -20,6 +20,8 @@ impl KeyLocks {
     /// ignored.
     pub fn lock(&self, key_hash: u64) -> MutexGuard<'_, ()> {
         let i = (key_hash % self.stripes.len() as u64) as usize;
-        self.stripes[i].lock().unwrap_or_else(PoisonError::into_inner)
+        self.stripes[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

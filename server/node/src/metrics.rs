@@ -19,7 +19,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("meridian_requests_total", "Requests by operation and status code"),
+            Opts::new(
+                "meridian_requests_total",
+                "Requests by operation and status code",
+            ),
             &["op", "code"],
         )
         .expect("static metric definition");

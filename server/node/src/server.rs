@@ -70,7 +70,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let grpc = tokio::spawn(serve_grpc(handler, Some(admin), limits, grpc_listener, stop_rx.clone()));
+    let grpc = tokio::spawn(serve_grpc(
+        handler,
+        Some(admin),
+        limits,
+        grpc_listener,
+        stop_rx.clone(),
+    ));
     let mut http_stop = stop_rx.clone();
     let http_server = axum::serve(http_listener, http::router(engine.clone()))
         .with_graceful_shutdown(async move {
@@ -85,9 +91,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     // One machine-readable line on stdout, so scripts and tests can find the real ports
     // when they asked for port 0.
-    println!(
-        "MERIDIAN_READY node_id={node_id} grpc=http://{grpc_addr} http=http://{http_addr}"
-    );
+    println!("MERIDIAN_READY node_id={node_id} grpc=http://{grpc_addr} http=http://{http_addr}");
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -112,7 +116,9 @@ pub async fn serve_grpc<H: Handler>(
     health_reporter
         .set_serving::<pb::kv_server::KvServer<KvService<H>>>()
         .await;
-    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(meridian_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

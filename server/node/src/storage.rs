@@ -89,7 +89,10 @@ impl Storage {
 
     pub fn meta_with_prefix(&self, prefix: &str) -> NodeResult<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
-        for item in self.db.prefix_iterator_cf(self.cf(CF_META)?, prefix.as_bytes()) {
+        for item in self
+            .db
+            .prefix_iterator_cf(self.cf(CF_META)?, prefix.as_bytes())
+        {
             let (k, v) = item?;
             if !k.starts_with(prefix.as_bytes()) {
                 break;

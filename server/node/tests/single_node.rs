@@ -10,7 +10,11 @@ use std::sync::{Arc, Mutex};
 
 fn ctx_counter(ctx: &Context) -> u64 {
     let c = CausalContext::decode(ctx.as_bytes()).expect("valid context");
-    assert!(c.len() <= 1, "one node means at most one clock entry, got {}", c.len());
+    assert!(
+        c.len() <= 1,
+        "one node means at most one clock entry, got {}",
+        c.len()
+    );
     c.entries().first().map_or(0, |e| e.1)
 }
 
@@ -29,21 +33,32 @@ async fn two_blind_puts_are_siblings_and_a_put_with_context_resolves_them() {
     c.put("default", "k", "b", None).await.unwrap();
     let read = c.get("default", "k").await.unwrap();
     assert_eq!(sorted(&read.values), vec![b"a".to_vec(), b"b".to_vec()]);
-    c.put("default", "k", "c", Some(&read.context)).await.unwrap();
+    c.put("default", "k", "c", Some(&read.context))
+        .await
+        .unwrap();
     let read = c.get("default", "k").await.unwrap();
     assert_eq!(sorted(&read.values), vec![b"c".to_vec()]);
 
     // The resolver path does the same through the SDK helpers.
     c.put("default", "k", "d", None).await.unwrap();
     let resolver = FnResolver(|_k: &[u8], sibs: Vec<bytes::Bytes>| {
-        let mut parts: Vec<_> = sibs.iter().map(|s| String::from_utf8_lossy(s).to_string()).collect();
+        let mut parts: Vec<_> = sibs
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).to_string())
+            .collect();
         parts.sort();
         Ok(bytes::Bytes::from(parts.join("+")))
     });
     let merged = c.get_resolved("default", "k", &resolver).await.unwrap();
     assert_eq!(merged.as_deref(), Some(&b"c+d"[..]));
-    assert_eq!(sorted(&c.get("default", "k").await.unwrap().values), vec![b"c+d".to_vec()]);
+    assert_eq!(
+        sorted(&c.get("default", "k").await.unwrap().values),
+        vec![b"c+d".to_vec()]
+    );
 }
+
+/// (value, dot counter it got, counter of the context it was written with)
+type AckedWrite = (Vec<u8>, u64, u64);
 
 /// 20 tasks do read-modify-write with contexts on one key. No read sees more than 20
 /// siblings; afterwards every acknowledged value is either still there or was covered by
@@ -54,7 +69,7 @@ async fn concurrent_read_modify_write_keeps_siblings_bounded_and_loses_nothing()
     let node = Node::start(dir.path());
     let c = node.client().await;
     // (value, dot counter it got, counter of the context it was written with)
-    let acked: Arc<Mutex<Vec<(Vec<u8>, u64, u64)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<AckedWrite>>> = Arc::default();
     let max_seen = Arc::new(Mutex::new(0usize));
     let mut tasks = Vec::new();
     for t in 0..20 {
@@ -66,7 +81,11 @@ async fn concurrent_read_modify_write_keeps_siblings_bounded_and_loses_nothing()
                     let mut m = max_seen.lock().unwrap();
                     *m = (*m).max(read.values.len());
                 }
-                assert!(read.values.len() <= 20, "read saw {} siblings", read.values.len());
+                assert!(
+                    read.values.len() <= 20,
+                    "read saw {} siblings",
+                    read.values.len()
+                );
                 let value = format!("t{t}-{i}").into_bytes();
                 let new = c
                     .put("default", "hot", value.clone(), Some(&read.context))
@@ -98,7 +117,11 @@ async fn concurrent_read_modify_write_keeps_siblings_bounded_and_loses_nothing()
     // And nothing superseded is still present.
     for (value, dot, _) in acked.iter() {
         if present.contains(value) {
-            assert!(!max_read_ctx(*dot), "superseded value {} still present", String::from_utf8_lossy(value));
+            assert!(
+                !max_read_ctx(*dot),
+                "superseded value {} still present",
+                String::from_utf8_lossy(value)
+            );
         }
     }
     assert!(final_read.values.len() <= 20);
@@ -127,7 +150,10 @@ async fn a_retried_put_with_the_same_request_id_creates_no_sibling() {
     for _ in 0..3 {
         let r = http
             .put(&url)
-            .header("meridian-request-id", "6f9619ff-8b86-d011-b42d-00c04fc964ff")
+            .header(
+                "meridian-request-id",
+                "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            )
             .body("x")
             .send()
             .await
@@ -143,18 +169,36 @@ async fn sibling_guard_refuses_the_101st_sibling_but_accepts_a_resolving_write()
     let node = Node::start(dir.path());
     let c = node.client().await;
     for i in 0..100 {
-        c.put("default", "crowded", format!("v{i}"), None).await.unwrap();
+        c.put("default", "crowded", format!("v{i}"), None)
+            .await
+            .unwrap();
     }
     let err = c.put("default", "crowded", "v100", None).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::FailedPrecondition, "{err}");
-    assert!(err.message.contains("100 siblings") && err.message.contains("limit is 100"), "{err}");
+    assert!(
+        err.message.contains("100 siblings") && err.message.contains("limit is 100"),
+        "{err}"
+    );
     let read = c.get("default", "crowded").await.unwrap();
     assert_eq!(read.values.len(), 100);
-    c.put("default", "crowded", "merged", Some(&read.context)).await.unwrap();
-    assert_eq!(sorted(&c.get("default", "crowded").await.unwrap().values), vec![b"merged".to_vec()]);
+    c.put("default", "crowded", "merged", Some(&read.context))
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(&c.get("default", "crowded").await.unwrap().values),
+        vec![b"merged".to_vec()]
+    );
     // The metric counted the refusal.
-    let metrics = reqwest::get(format!("{}/metrics", node.http)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("meridian_sibling_rejections_total 1"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", node.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("meridian_sibling_rejections_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,20 +210,28 @@ async fn deletes_remove_what_they_saw_and_keep_concurrent_values() {
     c.delete("default", "d", Some(&ctx)).await.unwrap();
     let read = c.get("default", "d").await.unwrap();
     assert!(!read.is_found());
-    assert!(!read.context.is_empty(), "a deleted key still returns its context");
+    assert!(
+        !read.context.is_empty(),
+        "a deleted key still returns its context"
+    );
 
     // A delete that did not see a concurrent value leaves it as a sibling.
     let seen = c.put("default", "d2", "seen", None).await.unwrap();
     c.put("default", "d2", "concurrent", None).await.unwrap();
     c.delete("default", "d2", Some(&seen)).await.unwrap();
-    assert_eq!(sorted(&c.get("default", "d2").await.unwrap().values), vec![b"concurrent".to_vec()]);
+    assert_eq!(
+        sorted(&c.get("default", "d2").await.unwrap().values),
+        vec![b"concurrent".to_vec()]
+    );
 
     // Without a context, delete removes what the node holds.
     c.delete("default", "d2", None).await.unwrap();
     assert!(!c.get("default", "d2").await.unwrap().is_found());
 
     // HTTP: a deleted key is 404 with its context header.
-    let r = reqwest::get(format!("{}/v1/data/d2", node.http)).await.unwrap();
+    let r = reqwest::get(format!("{}/v1/data/d2", node.http))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.headers().get("meridian-context").is_some());
 }
@@ -213,7 +265,11 @@ async fn acknowledged_writes_survive_kill_9() {
         let c = node.client().await;
         for (k, v) in &expected {
             let r = c.get("default", k).await.unwrap();
-            assert_eq!(sorted(&r.values), vec![v.as_bytes().to_vec()], "key {k} (sync_writes={sync})");
+            assert_eq!(
+                sorted(&r.values),
+                vec![v.as_bytes().to_vec()],
+                "key {k} (sync_writes={sync})"
+            );
         }
     }
 }
@@ -226,23 +282,41 @@ async fn bad_input_gets_clear_errors_and_stores_nothing() {
 
     let e = c.put("default", "", "v", None).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
-    assert!(e.message.contains("empty") && e.message.contains("1024"), "{e}");
+    assert!(
+        e.message.contains("empty") && e.message.contains("1024"),
+        "{e}"
+    );
 
     let long_key = "k".repeat(1025);
     let e = c.put("default", &long_key, "v", None).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
-    assert!(e.message.contains("1025") && e.message.contains("1024"), "{e}");
+    assert!(
+        e.message.contains("1025") && e.message.contains("1024"),
+        "{e}"
+    );
 
-    let e = c.put("default", "big", vec![0u8; 10 * 1024], None).await.unwrap_err();
+    let e = c
+        .put("default", "big", vec![0u8; 10 * 1024], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
     assert!(e.message.contains("10240"), "{e}");
-    assert!(!c.get("default", "big").await.unwrap().is_found(), "nothing stored");
+    assert!(
+        !c.get("default", "big").await.unwrap().is_found(),
+        "nothing stored"
+    );
 
     let bad_ctx = Context::from_bytes(vec![7u8, 1, 2, 3]);
-    let e = c.put("default", "k", "v", Some(&bad_ctx)).await.unwrap_err();
+    let e = c
+        .put("default", "k", "v", Some(&bad_ctx))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
     assert!(e.message.starts_with("malformed context"), "{e}");
-    assert!(!c.get("default", "k").await.unwrap().is_found(), "nothing stored");
+    assert!(
+        !c.get("default", "k").await.unwrap().is_found(),
+        "nothing stored"
+    );
 
     let e = c.get("nosuch", "k").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::NotFound);
@@ -251,17 +325,35 @@ async fn bad_input_gets_clear_errors_and_stores_nothing() {
     // HTTP: the same problems, as 400/404/413 with a JSON error naming them.
     let http = reqwest::Client::new();
     let check = |status: u16, body: &str, needle: &str| {
-        assert!(body.contains(needle), "status {status}: {body} should mention {needle}");
+        assert!(
+            body.contains(needle),
+            "status {status}: {body} should mention {needle}"
+        );
         let v: serde_json::Value = serde_json::from_str(body).expect("JSON error body");
         assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string());
     };
-    let r = http.put(format!("{}/v1/data/default/big", node.http)).body(vec![0u8; 20_000]).send().await.unwrap();
+    let r = http
+        .put(format!("{}/v1/data/default/big", node.http))
+        .body(vec![0u8; 20_000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     check(413, &r.text().await.unwrap(), "10240");
-    let r = http.put(format!("{}/v1/data/default/{}", node.http, long_key)).body("v").send().await.unwrap();
+    let r = http
+        .put(format!("{}/v1/data/default/{}", node.http, long_key))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     check(413, &r.text().await.unwrap(), "1024");
-    let r = http.put(format!("{}/v1/data/default/", node.http)).body("v").send().await.unwrap();
+    let r = http
+        .put(format!("{}/v1/data/default/", node.http))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     check(400, &r.text().await.unwrap(), "empty");
     let r = http
@@ -273,20 +365,35 @@ async fn bad_input_gets_clear_errors_and_stores_nothing() {
         .unwrap();
     assert_eq!(r.status(), 400);
     check(400, &r.text().await.unwrap(), "malformed context");
-    let r = http.put(format!("{}/v1/data/a/b/c", node.http)).body("v").send().await.unwrap();
+    let r = http
+        .put(format!("{}/v1/data/a/b/c", node.http))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     check(400, &r.text().await.unwrap(), "bad data path");
-    let r = http.get(format!("{}/v1/data/nosuch/k", node.http)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/v1/data/nosuch/k", node.http))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     check(404, &r.text().await.unwrap(), "nosuch");
-    assert!(!c.get("default", "k").await.unwrap().is_found(), "nothing stored by bad requests");
+    assert!(
+        !c.get("default", "k").await.unwrap().is_found(),
+        "nothing stored by bad requests"
+    );
 
     // Unsatisfiable consistency on one node is a clear UNAVAILABLE.
     let opts = WriteOptions {
         consistency: Some(meridian_sdk::Consistency::Two),
         ..Default::default()
     };
-    let e = c.put_with("default", "k", "v", None, &opts).await.unwrap_err();
+    let e = c
+        .put_with("default", "k", "v", None, &opts)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Unavailable);
     assert!(e.message.contains("TWO needs 2 replicas"), "{e}");
 
@@ -307,14 +414,27 @@ async fn lww_keyspace_keeps_the_last_write() {
         .await
         .unwrap();
     let e = c
-        .create_keyspace("sessions", meridian_sdk::ValueKind::Siblings, BTreeMap::new())
+        .create_keyspace(
+            "sessions",
+            meridian_sdk::ValueKind::Siblings,
+            BTreeMap::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::AlreadyExists);
     c.put("sessions", "s", "one", None).await.unwrap();
     c.put("sessions", "s", "two", None).await.unwrap();
-    assert_eq!(sorted(&c.get("sessions", "s").await.unwrap().values), vec![b"two".to_vec()]);
-    let names: Vec<_> = c.list_keyspaces().await.unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(
+        sorted(&c.get("sessions", "s").await.unwrap().values),
+        vec![b"two".to_vec()]
+    );
+    let names: Vec<_> = c
+        .list_keyspaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
     assert_eq!(names, vec!["default".to_string(), "sessions".to_string()]);
 }
 
@@ -330,16 +450,25 @@ async fn health_is_serving_and_metrics_parse() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     for service in ["", "meridian.v1.Kv"] {
         let r = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(r.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
+        assert_eq!(
+            r.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
     }
     // Unary RPCs work for tools; a missing key is NOT_FOUND with its context as metadata.
     let mut kv = pb::kv_client::KvClient::new(channel);
     let e = kv
-        .get(pb::GetRequest { keyspace: "default".into(), key: "nope".into(), ..Default::default() })
+        .get(pb::GetRequest {
+            keyspace: "default".into(),
+            key: "nope".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
@@ -348,24 +477,42 @@ async fn health_is_serving_and_metrics_parse() {
     let c = node.client().await;
     c.put("default", "m", "v", None).await.unwrap();
     c.get("default", "m").await.unwrap();
-    let text = reqwest::get(format!("{}/metrics", node.http)).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", node.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut samples = 0;
     for line in text.lines() {
         if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
             continue;
         }
-        let (name_labels, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
-        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name_labels, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
         let name = name_labels.split('{').next().unwrap();
         assert!(
-            !name.is_empty() && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':'),
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':'),
             "bad metric name in {line:?}"
         );
         if let Some(labels) = name_labels.strip_prefix(name) {
-            assert!(labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')), "{line:?}");
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line:?}"
+            );
         }
         samples += 1;
     }
     assert!(samples > 10);
-    assert!(text.contains("meridian_requests_total{code=\"OK\",op=\"put\"} 1"), "{text}");
+    assert!(
+        text.contains("meridian_requests_total{code=\"OK\",op=\"put\"} 1"),
+        "{text}"
+    );
 }

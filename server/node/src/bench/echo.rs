@@ -59,6 +59,12 @@ pub async fn serve(args: EchoArgs) -> anyhow::Result<()> {
         max_in_flight: 1024,
         default_timeout: Duration::from_secs(5),
     };
-    crate::server::serve_grpc(Arc::new(EchoHandler::new(args.value_size)), None, limits, listener, stop_rx)
-        .await
+    crate::server::serve_grpc(
+        Arc::new(EchoHandler::new(args.value_size)),
+        None,
+        limits,
+        listener,
+        stop_rx,
+    )
+    .await
 }

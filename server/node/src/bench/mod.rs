@@ -27,7 +27,11 @@ pub struct BenchArgs {
     /// Label for the result row (defaults to the target and keyspace).
     #[arg(long)]
     pub label: Option<String>,
-    #[arg(long, env = "MERIDIAN_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    #[arg(
+        long,
+        env = "MERIDIAN_ENDPOINT",
+        default_value = "http://127.0.0.1:7070"
+    )]
     pub endpoint: String,
     #[arg(long, default_value = "redis://127.0.0.1:6379/")]
     pub redis_url: String,
@@ -76,7 +80,9 @@ struct MeridianTarget {
 
 impl MeridianTarget {
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, Context>> {
-        let h = key.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        let h = key
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         &self.contexts[h % self.contexts.len()]
     }
 
@@ -98,8 +104,15 @@ impl Target for MeridianTarget {
     }
 
     async fn write(&self, key: &str, value: Bytes) -> anyhow::Result<()> {
-        let ctx = self.shard(key).lock().ok().and_then(|m| m.get(key).cloned());
-        let new = self.client.put(&self.keyspace, key, value, ctx.as_ref()).await?;
+        let ctx = self
+            .shard(key)
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).cloned());
+        let new = self
+            .client
+            .put(&self.keyspace, key, value, ctx.as_ref())
+            .await?;
         self.remember(key, new);
         Ok(())
     }
@@ -120,7 +133,10 @@ impl RedisTarget {
 #[async_trait]
 impl Target for RedisTarget {
     async fn read(&self, key: &str) -> anyhow::Result<usize> {
-        let v: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut self.conn()).await?;
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await?;
         Ok(usize::from(v.is_some()))
     }
 
@@ -167,9 +183,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let client = redis::Client::open(args.redis_url.as_str())?;
             let mut conns = Vec::new();
             for _ in 0..concurrency {
-                conns.push(client.get_multiplexed_async_connection().await.with_context(
-                    || format!("connecting to {}", args.redis_url),
-                )?);
+                conns.push(
+                    client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .with_context(|| format!("connecting to {}", args.redis_url))?,
+                );
             }
             let t = RedisTarget {
                 conns,
@@ -313,7 +332,8 @@ async fn run_workload(
     let mut ops = 0;
     for t in tasks {
         let (h, n) = t.await??;
-        hist.add(&h).map_err(|e| anyhow::anyhow!("histogram: {e}"))?;
+        hist.add(&h)
+            .map_err(|e| anyhow::anyhow!("histogram: {e}"))?;
         ops += n;
     }
     let elapsed = start.elapsed().as_secs_f64();

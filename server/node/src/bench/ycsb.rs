@@ -13,9 +13,18 @@ pub struct Workload {
 impl Workload {
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "a" => Ok(Self { name: 'A', read_fraction: 0.5 }),
-            "b" => Ok(Self { name: 'B', read_fraction: 0.95 }),
-            "c" => Ok(Self { name: 'C', read_fraction: 1.0 }),
+            "a" => Ok(Self {
+                name: 'A',
+                read_fraction: 0.5,
+            }),
+            "b" => Ok(Self {
+                name: 'B',
+                read_fraction: 0.95,
+            }),
+            "c" => Ok(Self {
+                name: 'C',
+                read_fraction: 1.0,
+            }),
             other => Err(format!("unknown workload {other:?}; expected a, b or c")),
         }
     }
@@ -41,7 +50,13 @@ impl ScrambledZipfian {
         let zeta2 = zeta(2);
         let alpha = 1.0 / (1.0 - theta);
         let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-        Self { n, theta, alpha, zetan, eta }
+        Self {
+            n,
+            theta,
+            alpha,
+            zetan,
+            eta,
+        }
     }
 
     fn rank(&self, rng: &mut impl Rng) -> u64 {

@@ -44,7 +44,9 @@ impl Handler for EngineHandler {
                 let syncs = self.engine.syncs(&p.keyspace);
                 let r = run_write(&self.engine, syncs, move |e| put(e, &p)).await;
                 match r {
-                    Ok(context) => success(R::Put(pb::PutResponse { context: context.into() })),
+                    Ok(context) => success(R::Put(pb::PutResponse {
+                        context: context.into(),
+                    })),
                     Err(e) => failure(&e),
                 }
             }
@@ -52,9 +54,9 @@ impl Handler for EngineHandler {
                 let syncs = self.engine.syncs(&d.keyspace);
                 let r = run_write(&self.engine, syncs, move |e| delete(e, &d)).await;
                 match r {
-                    Ok(context) => {
-                        success(R::Delete(pb::DeleteResponse { context: context.into() }))
-                    }
+                    Ok(context) => success(R::Delete(pb::DeleteResponse {
+                        context: context.into(),
+                    })),
                     Err(e) => failure(&e),
                 }
             }

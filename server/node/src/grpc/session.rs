@@ -149,7 +149,9 @@ mod tests {
             max_in_flight: 16,
             default_timeout: Duration::from_secs(60),
         };
-        tokio::spawn(crate::server::serve_grpc(handler, None, limits, listener, stop_rx));
+        tokio::spawn(crate::server::serve_grpc(
+            handler, None, limits, listener, stop_rx,
+        ));
 
         let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
             .await
@@ -190,7 +192,9 @@ mod tests {
             max_in_flight: 16,
             default_timeout: Duration::from_secs(60),
         };
-        tokio::spawn(crate::server::serve_grpc(handler, None, limits, listener, stop_rx));
+        tokio::spawn(crate::server::serve_grpc(
+            handler, None, limits, listener, stop_rx,
+        ));
         let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
             .await
             .unwrap();
