@@ -25,6 +25,7 @@ echo "== cargo test"
 cargo test --workspace
 
 echo "== smoke run: a real node, the example, and the load generator"
+cargo build --workspace --bins
 BIN="$CARGO_TARGET_DIR/debug/meridian"
 SMOKE_DIR="$(mktemp -d)"
 NODE_PID=""

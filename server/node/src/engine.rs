@@ -176,7 +176,8 @@ impl Engine {
             }) => {
                 self.storage.put_data(&skey, &object.encode(), sync)?;
                 self.metrics.siblings.observe(siblings as f64);
-                if siblings > WARN_SIBLINGS {
+                // Once, as the key crosses the threshold: a client write adds at most one.
+                if siblings == WARN_SIBLINGS + 1 {
                     self.metrics.sibling_warnings.inc();
                     tracing::warn!(
                         keyspace = %ks.name,

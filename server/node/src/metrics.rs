@@ -48,7 +48,7 @@ impl Metrics {
         .expect("static metric definition");
         let sibling_warnings = IntCounter::new(
             "meridian_sibling_warnings_total",
-            "Writes that left a key with more than 25 siblings",
+            "Keys that crossed 25 siblings (counted as they cross)",
         )
         .expect("static metric definition");
         let sibling_rejections = IntCounter::new(
