@@ -142,40 +142,27 @@ async fn data_inner(
             Ok(resp)
         }
         Method::PUT | Method::POST | Method::DELETE => {
-            let value = (*method != Method::DELETE).then_some(&body[..]);
-            let req = WriteRequest {
-                keyspace: &keyspace,
-                key: &key,
-                value,
-                context: &context,
-                request_id: &request_id,
-                consistency,
-                explicit_acks: 0,
+            let value = (*method != Method::DELETE).then(|| body.to_vec());
+            let keyspace_owned = keyspace.clone();
+            let write = move |engine: &Engine| {
+                engine.write(&WriteRequest {
+                    keyspace: &keyspace_owned,
+                    key: &key,
+                    value: value.as_deref(),
+                    context: &context,
+                    request_id: &request_id,
+                    consistency,
+                    explicit_acks: 0,
+                })
             };
+            // fsyncing writes wait for the disk on the blocking pool, where they group-commit.
             let new_ctx = if engine.syncs(&keyspace) {
                 let engine = engine.clone();
-                let (ks, key, value, context, rid) = (
-                    keyspace.clone(),
-                    key.clone(),
-                    value.map(<[u8]>::to_vec),
-                    context.clone(),
-                    request_id.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    engine.write(&WriteRequest {
-                        keyspace: &ks,
-                        key: &key,
-                        value: value.as_deref(),
-                        context: &context,
-                        request_id: &rid,
-                        consistency,
-                        explicit_acks: 0,
-                    })
-                })
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))??
+                tokio::task::spawn_blocking(move || write(&engine))
+                    .await
+                    .map_err(|e| NodeError::Internal(e.to_string()))??
             } else {
-                engine.write(&req)?
+                write(engine)?
             };
             let mut resp = StatusCode::NO_CONTENT.into_response();
             insert_context(&mut resp, &URL_SAFE_NO_PAD.encode(new_ctx));

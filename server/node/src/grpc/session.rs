@@ -134,34 +134,43 @@ mod tests {
         }
     }
 
+    /// Serves a `GateHandler` on a free loopback port and opens one session stream to it.
+    async fn open_session(
+        release: Arc<Notify>,
+    ) -> (
+        mpsc::Sender<pb::StreamRequest>,
+        Streaming<pb::StreamResponse>,
+        tokio::sync::watch::Sender<bool>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let limits = SessionLimits {
+            max_in_flight: 16,
+            default_timeout: Duration::from_secs(60),
+        };
+        let handler = Arc::new(GateHandler { release });
+        tokio::spawn(crate::server::serve_grpc(
+            handler, None, limits, listener, stop_rx,
+        ));
+        let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let responses = client
+            .session(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (tx, responses, stop_tx)
+    }
+
     /// Request 1 is stuck until request 2's answer has arrived: only a server that runs a
     /// stream's requests concurrently and answers out of order can pass.
     #[tokio::test]
     async fn a_slow_request_does_not_hold_up_later_ones_on_the_same_stream() {
         let release = Arc::new(Notify::new());
-        let handler = Arc::new(GateHandler {
-            release: release.clone(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let limits = SessionLimits {
-            max_in_flight: 16,
-            default_timeout: Duration::from_secs(60),
-        };
-        tokio::spawn(crate::server::serve_grpc(
-            handler, None, limits, listener, stop_rx,
-        ));
-
-        let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-        let (tx, rx) = mpsc::channel(4);
-        let mut responses = client
-            .session(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
+        let (tx, mut responses, _stop) = open_session(release.clone()).await;
         tx.send(get(1, "slow")).await.unwrap();
         tx.send(get(2, "fast")).await.unwrap();
         let first = tokio::time::timeout(Duration::from_secs(30), responses.message())
@@ -182,28 +191,7 @@ mod tests {
     /// A request past its deadline is answered with DEADLINE_EXCEEDED, on its own id.
     #[tokio::test]
     async fn deadlines_are_enforced_per_request() {
-        let handler = Arc::new(GateHandler {
-            release: Arc::new(Notify::new()),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let limits = SessionLimits {
-            max_in_flight: 16,
-            default_timeout: Duration::from_secs(60),
-        };
-        tokio::spawn(crate::server::serve_grpc(
-            handler, None, limits, listener, stop_rx,
-        ));
-        let mut client = pb::kv_client::KvClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
-        let (tx, rx) = mpsc::channel(4);
-        let mut responses = client
-            .session(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
+        let (tx, mut responses, _stop) = open_session(Arc::new(Notify::new())).await;
         let mut req = get(7, "slow");
         req.timeout_ms = 50;
         tx.send(req).await.unwrap();
