@@ -251,11 +251,7 @@ impl Client {
             consistency: consistency(opts.consistency),
             w: 0,
         });
-        let result = self.execute(op, opts.timeout).await?;
-        match result.result {
-            Some(pb::operation_result::Result::Put(p)) => Ok(Context(p.context)),
-            _ => Err(unexpected()),
-        }
+        self.write(op, opts.timeout).await
     }
 
     /// Deletes a key. With a context it removes what that read saw; without one it removes
@@ -285,11 +281,7 @@ impl Client {
             consistency: consistency(opts.consistency),
             w: 0,
         });
-        let result = self.execute(op, opts.timeout).await?;
-        match result.result {
-            Some(pb::operation_result::Result::Delete(d)) => Ok(Context(d.context)),
-            _ => Err(unexpected()),
-        }
+        self.write(op, opts.timeout).await
     }
 
     /// Reads a key and, if it has siblings, resolves them and writes the result back with
@@ -397,6 +389,16 @@ impl Client {
     fn admin(&self) -> AdminClient<Channel> {
         let i = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
         AdminClient::new(self.inner.nodes[i].channel.clone())
+    }
+
+    /// Runs a put or delete and returns the context it produced.
+    async fn write(&self, op: pb::operation::Op, timeout: Option<Duration>) -> Result<Context> {
+        use pb::operation_result::Result as R;
+        match self.execute(op, timeout).await?.result {
+            Some(R::Put(pb::PutResponse { context }))
+            | Some(R::Delete(pb::DeleteResponse { context })) => Ok(Context(context)),
+            _ => Err(unexpected()),
+        }
     }
 
     /// Sends one operation, retrying on UNAVAILABLE on the next endpoint. The operation is
