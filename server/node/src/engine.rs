@@ -13,7 +13,7 @@ use meridian_core::consistency::{ReplicaCounts, required};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
 use meridian_core::partition::{key_hash, storage_key};
 use meridian_core::replica::{self, Write, WriteOutcome};
-use meridian_core::{ActorId, CausalContext, Consistency, CoreError, KeyspaceSpec, StoredObject};
+use meridian_core::{ActorId, CausalContext, Consistency, CoreError, StoredObject};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -105,7 +105,7 @@ impl Engine {
         self.observe("get", || {
             let ks = self.keyspaces.get(keyspace)?;
             check_key(key)?;
-            self.check_consistency(&ks, consistency.unwrap_or(ks.read_consistency), explicit)?;
+            self.check_consistency(consistency.unwrap_or(ks.read_consistency), explicit)?;
             let skey = storage_key(ks.id(), key);
             let current = self.load(&skey)?;
             let view = replica::read(current.as_ref());
@@ -147,7 +147,6 @@ impl Engine {
             len => return Err(CoreError::MalformedRequestId { len }.into()),
         };
         self.check_consistency(
-            &ks,
             req.consistency.unwrap_or(ks.write_consistency),
             req.explicit_acks,
         )?;
@@ -210,17 +209,11 @@ impl Engine {
     }
 
     /// A single node is the only replica of every key: levels that need more fail clearly.
-    fn check_consistency(
-        &self,
-        ks: &KeyspaceSpec,
-        level: Consistency,
-        explicit: u32,
-    ) -> NodeResult<()> {
+    fn check_consistency(&self, level: Consistency, explicit: u32) -> NodeResult<()> {
         let counts = ReplicaCounts {
             per_dc: vec![(self.datacenter.clone(), 1)],
             local_dc: self.datacenter.clone(),
         };
-        let _ = ks;
         let explicit = (explicit > 0).then_some(explicit as usize);
         required(level, explicit, &counts)?;
         Ok(())
