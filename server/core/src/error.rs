@@ -33,6 +33,14 @@ pub enum CoreError {
         available: usize,
         where_: String,
     },
+    /// Not enough replicas answered (or are alive) for the level; `reachable` says which did.
+    #[error("consistency {level} needs {needed} acknowledgements{scope}; reachable: {reachable}")]
+    Unavailable {
+        level: String,
+        needed: usize,
+        scope: String,
+        reachable: String,
+    },
     #[error("stored object is corrupt: {0}")]
     CorruptObject(String),
     #[error("keyspace is of kind {actual} but the stored object is {found}")]

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod lww;
 pub mod object;
 pub mod partition;
+pub mod quorum;
 pub mod replica;
 pub mod version;
 
