@@ -10,7 +10,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("meridian_descriptor.bin"))
         .bytes(".")
-        .compile_protos(&["meridian/v1/kv.proto", "meridian/v1/admin.proto"], &["."])?;
+        .compile_protos(
+            &[
+                "meridian/v1/kv.proto",
+                "meridian/v1/admin.proto",
+                "meridian/v1/peer.proto",
+            ],
+            &["."],
+        )?;
     println!("cargo:rerun-if-changed=meridian");
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod object;
 pub mod partition;
 pub mod quorum;
 pub mod replica;
+pub mod ring;
 pub mod version;
 
 pub use actor::ActorId;

@@ -32,6 +32,11 @@ pub enum Command {
     Keyspace(KeyspaceCommand),
     /// Show the node's identity and addresses.
     Node(EndpointArgs),
+    /// Cluster administration: members, ring, hints, inspect, decommission.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Start a local cluster of 2 datacenters x 3 nodes on 127.0.0.x.
+    Dev(DevArgs),
     /// Load generator: YCSB workloads against Meridian, Redis or the echo target.
     Bench(crate::bench::BenchArgs),
     /// Serve the bare gRPC echo target (same stack and stream path, no storage) for the bench.
@@ -55,6 +60,24 @@ pub struct ServerArgs {
     pub dc: Option<String>,
     #[arg(long, env = "MERIDIAN_RACK")]
     pub rack: Option<String>,
+    /// Share of partitions relative to the DC's other nodes (1 to 1000).
+    #[arg(long, env = "MERIDIAN_CAPACITY")]
+    pub capacity: Option<u32>,
+    /// UDP gossip address, HOST:PORT (port 0 picks one).
+    #[arg(long, env = "MERIDIAN_GOSSIP_ADDR")]
+    pub gossip_addr: Option<String>,
+    /// Gossip addresses of nodes to join through, comma-separated HOST:PORT.
+    #[arg(long, env = "MERIDIAN_SEEDS", value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// Gossip round interval in milliseconds (failure detection scales with it).
+    #[arg(long, env = "MERIDIAN_GOSSIP_INTERVAL_MS")]
+    pub gossip_interval_ms: Option<u64>,
+    /// Failure detector threshold (phi accrual); lower marks dead nodes down sooner.
+    #[arg(long, env = "MERIDIAN_PHI_THRESHOLD")]
+    pub phi_threshold: Option<f64>,
+    /// Deadline of one node-to-node request in milliseconds.
+    #[arg(long, env = "MERIDIAN_PEER_TIMEOUT_MS")]
+    pub peer_timeout_ms: Option<u64>,
     /// fsync the WAL before acknowledging writes (group commit).
     #[arg(long, env = "MERIDIAN_SYNC_WRITES")]
     pub sync_writes: Option<bool>,
@@ -127,6 +150,51 @@ pub struct KeyspaceCreateArgs {
     /// fsync every write to this keyspace.
     #[arg(long)]
     pub sync_writes: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Members with liveness, placement share and streaming progress.
+    Members(EndpointArgs),
+    /// The placement: replicas per node by rank, and the first partitions' owners.
+    Ring(EndpointArgs),
+    /// Hint queues of a node (or every node with --all).
+    Hints {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        #[arg(long)]
+        all: bool,
+    },
+    /// A key's state on each of its replicas (or one node): siblings, clock, tombstones.
+    Inspect {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        keyspace: String,
+        key: String,
+        /// Node id (or unique prefix) to inspect instead of every replica.
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Move a node's data to its new owners, then remove it from the cluster.
+    Decommission {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        /// Node id (or unique prefix).
+        node: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Folder holding every node's data; reused on restart.
+    #[arg(long, default_value = "./meridian-dev")]
+    pub data_dir: PathBuf,
+    /// gRPC port on every node's address (HTTP is +10, gossip +20).
+    #[arg(long, default_value_t = 7070)]
+    pub port: u16,
+    /// Nodes per datacenter.
+    #[arg(long, default_value_t = 3)]
+    pub nodes_per_dc: u8,
 }
 
 #[derive(Debug, Clone, Args)]

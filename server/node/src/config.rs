@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub const DEFAULT_GRPC_PORT: u16 = 7070;
 pub const DEFAULT_HTTP_PORT: u16 = 7080;
+pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -16,7 +17,33 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub server: ServerConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Relative share of partitions this node takes in its datacenter (1 to 1000). Default 1.
+    pub capacity: u32,
+    /// UDP address for gossip. Port 0 picks one. Default 127.0.0.1:7946.
+    pub gossip_addr: SocketAddr,
+    /// Gossip addresses (HOST:PORT) of nodes to join through. Empty: start a new cluster.
+    pub seeds: Vec<String>,
+    /// Name shared by all nodes of one cluster; gossip from another cluster is ignored.
+    pub cluster_id: String,
+    /// Gossip round interval in milliseconds. Default 500.
+    pub gossip_interval_ms: u64,
+    /// Failure detector sensitivity (phi accrual). Lower marks nodes down sooner. Default 8.
+    pub phi_threshold: f64,
+    /// Deadline for one node-to-node request, in milliseconds. Default 2000.
+    pub peer_timeout_ms: u64,
+    /// Refuse sloppy quorum: stand-ins still take hints but do not count toward W.
+    pub strict_quorum: bool,
+    /// Hints older than this are dropped (and counted). Default 10800 (3 h).
+    pub hint_max_age_secs: u64,
+    /// Hints kept per node at most; the oldest are dropped (and counted). Default 1000000.
+    pub hint_max_count: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +144,23 @@ impl Default for ServerConfig {
     }
 }
 
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1,
+            gossip_addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_GOSSIP_PORT)),
+            seeds: Vec::new(),
+            cluster_id: "meridian".into(),
+            gossip_interval_ms: 500,
+            phi_threshold: 8.0,
+            peer_timeout_ms: 2000,
+            strict_quorum: false,
+            hint_max_age_secs: 3 * 3600,
+            hint_max_count: 1_000_000,
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
@@ -152,6 +196,17 @@ impl Config {
         }
         if self.server.max_in_flight_per_stream == 0 {
             anyhow::bail!("server.max_in_flight_per_stream must be at least 1");
+        }
+        if !(1..=1000).contains(&self.cluster.capacity) {
+            anyhow::bail!(
+                "cluster.capacity {} is out of range: it must be 1 to 1000",
+                self.cluster.capacity
+            );
+        }
+        if self.cluster.gossip_interval_ms == 0 || self.cluster.peer_timeout_ms == 0 {
+            anyhow::bail!(
+                "cluster.gossip_interval_ms and cluster.peer_timeout_ms must be positive"
+            );
         }
         if self.node.datacenter.is_empty() || self.node.rack.is_empty() {
             anyhow::bail!("node.datacenter and node.rack must not be empty");

@@ -9,11 +9,10 @@ use crate::keyspaces::Keyspaces;
 use crate::locks::KeyLocks;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use meridian_core::consistency::{ReplicaCounts, required};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
-use meridian_core::partition::{key_hash, storage_key};
+use meridian_core::partition::{key_hash, parse_storage_key, storage_key};
 use meridian_core::replica::{self, Write, WriteOutcome};
-use meridian_core::{ActorId, CausalContext, Consistency, CoreError, StoredObject};
+use meridian_core::{ActorId, CausalContext, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -23,7 +22,6 @@ pub struct Engine {
     keyspaces: Keyspaces,
     locks: KeyLocks,
     actor: ActorId,
-    datacenter: String,
     /// Largest hybrid logical timestamp issued so far.
     hlc: AtomicU64,
     default_sync: bool,
@@ -44,6 +42,15 @@ impl ReadReply {
     }
 }
 
+/// A minted write: the client's new context, and the object every replica must merge.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub context: Vec<u8>,
+    pub storage_key: Vec<u8>,
+    /// Encoded StoredObject (empty only for a retried write to a key that holds nothing).
+    pub object: Vec<u8>,
+}
+
 /// A put (value) or delete (no value).
 #[derive(Debug, Clone, Copy)]
 pub struct WriteRequest<'a> {
@@ -54,8 +61,6 @@ pub struct WriteRequest<'a> {
     pub context: &'a [u8],
     /// 16 bytes, or empty to have the node draw one.
     pub request_id: &'a [u8],
-    pub consistency: Option<Consistency>,
-    pub explicit_acks: u32,
 }
 
 impl Engine {
@@ -63,7 +68,6 @@ impl Engine {
         storage: Arc<Storage>,
         keyspaces: Keyspaces,
         actor: ActorId,
-        datacenter: String,
         default_sync: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -72,7 +76,6 @@ impl Engine {
             keyspaces,
             locks: KeyLocks::new(4096),
             actor,
-            datacenter,
             hlc: AtomicU64::new(0),
             default_sync,
             metrics,
@@ -95,37 +98,75 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    pub fn get(
-        &self,
-        keyspace: &str,
-        key: &[u8],
-        consistency: Option<Consistency>,
-        explicit: u32,
-    ) -> NodeResult<ReadReply> {
-        self.observe("get", || {
-            let ks = self.keyspaces.get(keyspace)?;
-            check_key(key)?;
-            self.check_consistency(consistency.unwrap_or(ks.read_consistency), explicit)?;
-            let skey = storage_key(ks.id(), key);
-            let current = self.load(&skey)?;
-            let view = replica::read(current.as_ref());
-            if view.stored_versions > 0 {
-                self.metrics.siblings.observe(view.stored_versions as f64);
-            }
-            Ok(ReadReply {
-                values: view.values,
-                context: view.context.encode(),
-            })
-        })
+    /// What a client sees of a (merged) object.
+    pub fn reply_for(&self, object: Option<&StoredObject>) -> ReadReply {
+        let view = replica::read(object);
+        if view.stored_versions > 0 {
+            self.metrics.siblings.observe(view.stored_versions as f64);
+        }
+        ReadReply {
+            values: view.values,
+            context: view.context.encode(),
+        }
     }
 
-    /// Applies a put or delete and returns the new encoded context.
-    pub fn write(&self, req: &WriteRequest<'_>) -> NodeResult<Vec<u8>> {
+    /// This replica's stored object for a storage key.
+    pub fn local_object(&self, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
+        self.load(skey)
+    }
+
+    /// Merges a peer's state of a key (replication, hints, read repair, streaming). Never
+    /// mints and never refuses for sibling count: replica sync must always converge.
+    pub fn merge_remote(&self, skey: &[u8], encoded: &[u8]) -> NodeResult<bool> {
+        let incoming = StoredObject::decode(encoded)?;
+        let Some((_, ks_id, key)) = parse_storage_key(skey) else {
+            return Err(NodeError::InvalidArgument(
+                "peer sent a malformed storage key".into(),
+            ));
+        };
+        let _guard = self.locks.lock(key_hash(ks_id, key));
+        let merged = match self.load(skey)? {
+            Some(current) => {
+                let merged = current.merge(&incoming)?;
+                if merged.replicated_bytes() == current.replicated_bytes() {
+                    return Ok(false);
+                }
+                merged
+            }
+            None => incoming,
+        };
+        self.storage.put_data(skey, &merged.encode(), false)?;
+        Ok(true)
+    }
+
+    /// Applies a put or delete as the key's coordinating replica: mints the new version and
+    /// returns the new context and the object to replicate.
+    pub fn mint(&self, req: &WriteRequest<'_>) -> NodeResult<Minted> {
         let op = if req.value.is_some() { "put" } else { "delete" };
         self.observe(op, || self.write_inner(req))
     }
 
-    fn write_inner(&self, req: &WriteRequest<'_>) -> NodeResult<Vec<u8>> {
+    /// Checks a write as the coordinator would, without applying it (used before forwarding,
+    /// so a bad request gets the same error wherever it lands).
+    pub fn validate_write(&self, req: &WriteRequest<'_>) -> NodeResult<Arc<KeyspaceSpec>> {
+        let ks = self.keyspaces.get(req.keyspace)?;
+        check_key(req.key)?;
+        if let Some(v) = req.value {
+            check_value(req.key, v, ks.max_value_bytes)?;
+        }
+        if !req.context.is_empty() {
+            CausalContext::decode(req.context)?;
+        }
+        if !matches!(req.request_id.len(), 0 | 16) {
+            return Err(CoreError::MalformedRequestId {
+                len: req.request_id.len(),
+            }
+            .into());
+        }
+        Ok(ks)
+    }
+
+    fn write_inner(&self, req: &WriteRequest<'_>) -> NodeResult<Minted> {
         let ks = self.keyspaces.get(req.keyspace)?;
         check_key(req.key)?;
         if let Some(v) = req.value {
@@ -146,10 +187,6 @@ impl Engine {
                 })?,
             len => return Err(CoreError::MalformedRequestId { len }.into()),
         };
-        self.check_consistency(
-            req.consistency.unwrap_or(ks.write_consistency),
-            req.explicit_acks,
-        )?;
         let sync = ks.sync_writes.unwrap_or(self.default_sync);
         let skey = storage_key(ks.id(), req.key);
 
@@ -173,7 +210,8 @@ impl Engine {
                 context,
                 siblings,
             }) => {
-                self.storage.put_data(&skey, &object.encode(), sync)?;
+                let encoded = object.encode();
+                self.storage.put_data(&skey, &encoded, sync)?;
                 self.metrics.siblings.observe(siblings as f64);
                 // Once, as the key crosses the threshold: a client write adds at most one.
                 if siblings == WARN_SIBLINGS + 1 {
@@ -186,11 +224,21 @@ impl Engine {
                         "key has many siblings; clients should write back with their read's context"
                     );
                 }
-                Ok(context.encode())
+                Ok(Minted {
+                    context: context.encode(),
+                    storage_key: skey,
+                    object: encoded,
+                })
             }
             Ok(WriteOutcome::Duplicate { context }) => {
                 self.metrics.duplicate_writes.inc();
-                Ok(context.encode())
+                // A retry may follow a partial replication: send the current state again.
+                let object = current.map(|o| o.encode()).unwrap_or_default();
+                Ok(Minted {
+                    context: context.encode(),
+                    storage_key: skey,
+                    object,
+                })
             }
             Err(e @ CoreError::TooManySiblings { .. }) => {
                 self.metrics.sibling_rejections.inc();
@@ -206,17 +254,6 @@ impl Engine {
             None => Ok(None),
             Some(bytes) => Ok(Some(StoredObject::decode(&bytes)?)),
         }
-    }
-
-    /// A single node is the only replica of every key: levels that need more fail clearly.
-    fn check_consistency(&self, level: Consistency, explicit: u32) -> NodeResult<()> {
-        let counts = ReplicaCounts {
-            per_dc: vec![(self.datacenter.clone(), 1)],
-            local_dc: self.datacenter.clone(),
-        };
-        let explicit = (explicit > 0).then_some(explicit as usize);
-        required(level, explicit, &counts)?;
-        Ok(())
     }
 
     fn tick(&self) -> u64 {

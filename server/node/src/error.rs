@@ -21,6 +21,9 @@ pub enum NodeError {
     StorageFull(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A peer or forwarded request answered with this gRPC status; passed through as is.
+    #[error("{message}")]
+    Remote { code: Code, message: String },
     #[error("deadline of {0} ms exceeded")]
     DeadlineExceeded(u64),
     #[error("internal error: {0}")]
@@ -38,7 +41,9 @@ impl NodeError {
                 | CoreError::MalformedRequestId { .. }
                 | CoreError::InvalidKeyspace(_) => Code::InvalidArgument,
                 CoreError::TooManySiblings { .. } => Code::FailedPrecondition,
-                CoreError::Unsatisfiable { .. } => Code::Unavailable,
+                CoreError::Unsatisfiable { .. } | CoreError::Unavailable { .. } => {
+                    Code::Unavailable
+                }
                 CoreError::CorruptObject(_) | CoreError::KindMismatch { .. } => Code::DataLoss,
                 _ => Code::Internal,
             },
@@ -49,6 +54,7 @@ impl NodeError {
             NodeError::StorageFull(_) => Code::ResourceExhausted,
             NodeError::Unavailable(_) => Code::Unavailable,
             NodeError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            NodeError::Remote { code, .. } => *code,
         }
     }
 

@@ -8,7 +8,8 @@
 //!   in a JSON body; none → 404. Errors are JSON `{"error": {"code", "message"}}`.
 //! - `/metrics` (Prometheus text), `/health`, `/v1/keyspaces`.
 
-use crate::engine::{Engine, WriteRequest};
+use crate::cluster::Cluster;
+use crate::cluster::coordinator::WriteOp;
 use crate::error::{NodeError, code_name};
 use axum::Router;
 use axum::body::Bytes;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 pub const CONTEXT_HEADER: &str = "meridian-context";
 pub const REQUEST_ID_HEADER: &str = "meridian-request-id";
 
-pub fn router(engine: Arc<Engine>) -> Router {
+pub fn router(cluster: Arc<Cluster>) -> Router {
     Router::new()
         .route("/v1/data/{*rest}", axum::routing::any(data))
         .route("/v1/keyspaces", get(keyspaces))
@@ -44,7 +45,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(4 << 20))
-        .with_state(engine)
+        .with_state(cluster)
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,21 +54,21 @@ struct DataQuery {
 }
 
 async fn data(
-    State(engine): State<Arc<Engine>>,
+    State(cluster): State<Arc<Cluster>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     Query(q): Query<DataQuery>,
     body: Bytes,
 ) -> Response {
-    match data_inner(&engine, &method, &uri, &headers, q, body).await {
+    match data_inner(&cluster, &method, &uri, &headers, q, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
 async fn data_inner(
-    engine: &Arc<Engine>,
+    cluster: &Arc<Cluster>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -105,7 +106,7 @@ async fn data_inner(
     };
     match *method {
         Method::GET | Method::HEAD => {
-            let reply = engine.get(&keyspace, &key, consistency, 0)?;
+            let reply = cluster.read(&keyspace, &key, consistency, 0).await?;
             let ctx = URL_SAFE_NO_PAD.encode(&reply.context);
             let mut resp = match reply.values.len() {
                 0 => error_response(
@@ -143,27 +144,17 @@ async fn data_inner(
         }
         Method::PUT | Method::POST | Method::DELETE => {
             let value = (*method != Method::DELETE).then(|| body.to_vec());
-            let keyspace_owned = keyspace.clone();
-            let write = move |engine: &Engine| {
-                engine.write(&WriteRequest {
-                    keyspace: &keyspace_owned,
-                    key: &key,
-                    value: value.as_deref(),
-                    context: &context,
-                    request_id: &request_id,
+            let new_ctx = cluster
+                .write(WriteOp {
+                    keyspace: keyspace.clone(),
+                    key: key.to_vec(),
+                    value,
+                    context: context.to_vec(),
+                    request_id: request_id.to_vec(),
                     consistency,
                     explicit_acks: 0,
                 })
-            };
-            // fsyncing writes wait for the disk on the blocking pool, where they group-commit.
-            let new_ctx = if engine.syncs(&keyspace) {
-                let engine = engine.clone();
-                tokio::task::spawn_blocking(move || write(&engine))
-                    .await
-                    .map_err(|e| NodeError::Internal(e.to_string()))??
-            } else {
-                write(engine)?
-            };
+                .await?;
             let mut resp = StatusCode::NO_CONTENT.into_response();
             insert_context(&mut resp, &URL_SAFE_NO_PAD.encode(new_ctx));
             Ok(resp)
@@ -215,8 +206,9 @@ fn error_response(status: StatusCode, code: tonic::Code, message: &str) -> Respo
     (status, axum::Json(body)).into_response()
 }
 
-async fn keyspaces(State(engine): State<Arc<Engine>>) -> Response {
-    let list: Vec<BTreeMap<&str, serde_json::Value>> = engine
+async fn keyspaces(State(cluster): State<Arc<Cluster>>) -> Response {
+    let list: Vec<BTreeMap<&str, serde_json::Value>> = cluster
+        .engine
         .keyspaces()
         .list()
         .iter()
@@ -236,8 +228,8 @@ async fn keyspaces(State(engine): State<Arc<Engine>>) -> Response {
     axum::Json(serde_json::json!({ "keyspaces": list })).into_response()
 }
 
-async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
-    let mut r = engine.metrics.render().into_response();
+async fn metrics(State(cluster): State<Arc<Cluster>>) -> Response {
+    let mut r = cluster.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -85,4 +85,22 @@ impl Keyspaces {
         tracing::info!(keyspace = %spec.name, kind = %spec.kind, "keyspace created");
         Ok(spec)
     }
+
+    /// Takes a definition decided by the cluster (see keyspace_sync), replacing a local one.
+    pub fn adopt(&self, storage: &Storage, spec: KeyspaceSpec) -> NodeResult<()> {
+        let mut map = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.get(&spec.name).is_some_and(|e| **e == spec) {
+            return Ok(());
+        }
+        spec.validate()?;
+        let bytes = serde_json::to_vec(&spec)
+            .map_err(|e| NodeError::Internal(format!("encoding keyspace: {e}")))?;
+        storage.put_meta(&format!("{PREFIX}{}", spec.name), &bytes)?;
+        tracing::info!(keyspace = %spec.name, kind = %spec.kind, "keyspace definition adopted");
+        map.insert(spec.name.clone(), Arc::new(spec));
+        Ok(())
+    }
 }

@@ -1,9 +1,12 @@
 //! The `meridian` binary: a node (`meridian server`) and its command-line tools.
 
+mod admin_cmds;
 mod bench;
 mod cli;
 mod client_cmds;
+mod cluster;
 mod config;
+mod dev;
 mod engine;
 mod error;
 mod grpc;
@@ -58,6 +61,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keyspace(KeyspaceCommand::Create(a)) => client_cmds::keyspace_create(a).await,
         Command::Keyspace(KeyspaceCommand::List(a)) => client_cmds::keyspace_list(a).await,
         Command::Node(a) => client_cmds::node(a).await,
+        Command::Admin(c) => admin_cmds::run(c).await,
+        Command::Dev(a) => dev::run(a).await,
         Command::Bench(a) => bench::run(a).await,
         Command::EchoServer(a) => bench::echo::serve(a).await,
     }
@@ -83,6 +88,24 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
     }
     if let Some(rack) = &args.rack {
         cfg.node.rack = rack.clone();
+    }
+    if let Some(c) = args.capacity {
+        cfg.cluster.capacity = c;
+    }
+    if let Some(a) = &args.gossip_addr {
+        cfg.cluster.gossip_addr = server::parse_addr("--gossip-addr", a)?;
+    }
+    if let Some(seeds) = &args.seeds {
+        cfg.cluster.seeds = seeds.iter().filter(|s| !s.is_empty()).cloned().collect();
+    }
+    if let Some(v) = args.gossip_interval_ms {
+        cfg.cluster.gossip_interval_ms = v;
+    }
+    if let Some(v) = args.phi_threshold {
+        cfg.cluster.phi_threshold = v;
+    }
+    if let Some(v) = args.peer_timeout_ms {
+        cfg.cluster.peer_timeout_ms = v;
     }
     if let Some(s) = args.sync_writes {
         cfg.storage.sync_writes = s;

@@ -1,8 +1,8 @@
 //! Prometheus metrics, served at `/metrics` on the HTTP port.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,6 +13,18 @@ pub struct Metrics {
     pub sibling_warnings: IntCounter,
     pub sibling_rejections: IntCounter,
     pub duplicate_writes: IntCounter,
+    pub hints_queued: IntGauge,
+    pub hints_written: IntCounter,
+    pub hints_dropped: IntCounter,
+    pub hints_delivered: IntCounter,
+    pub read_repairs: IntCounter,
+    pub forwarded: IntCounter,
+    pub streamed_objects: IntCounter,
+    pub peer_errors: IntCounter,
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("static metric definition")
 }
 
 impl Metrics {
@@ -61,6 +73,48 @@ impl Metrics {
             "Retried writes recognised by request id and acknowledged without a new version",
         )
         .expect("static metric definition");
+        let hints_queued = IntGauge::new(
+            "meridian_hints_queued",
+            "Hints this node holds for down or slow replicas",
+        )
+        .expect("static metric definition");
+        let hints_written = counter("meridian_hints_written_total", "Hints stored");
+        let hints_dropped = counter(
+            "meridian_hints_dropped_total",
+            "Hints dropped because they were too old or the queue was full",
+        );
+        let hints_delivered = counter(
+            "meridian_hints_delivered_total",
+            "Hints handed to their replica",
+        );
+        let read_repairs = counter(
+            "meridian_read_repairs_total",
+            "Stale replicas sent the merged state after a read",
+        );
+        let forwarded = counter(
+            "meridian_forwarded_writes_total",
+            "Writes received by a non-replica and forwarded to a replica",
+        );
+        let streamed_objects = counter(
+            "meridian_streamed_objects_total",
+            "Objects received while streaming partitions after a membership change",
+        );
+        let peer_errors = counter(
+            "meridian_peer_errors_total",
+            "Node-to-node requests that failed or timed out",
+        );
+        for c in [
+            Box::new(hints_queued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(hints_written.clone()),
+            Box::new(hints_dropped.clone()),
+            Box::new(hints_delivered.clone()),
+            Box::new(read_repairs.clone()),
+            Box::new(forwarded.clone()),
+            Box::new(streamed_objects.clone()),
+            Box::new(peer_errors.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -79,6 +133,14 @@ impl Metrics {
             sibling_warnings,
             sibling_rejections,
             duplicate_writes,
+            hints_queued,
+            hints_written,
+            hints_dropped,
+            hints_delivered,
+            read_repairs,
+            forwarded,
+            streamed_objects,
+            peer_errors,
         }
     }
 

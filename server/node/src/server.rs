@@ -1,11 +1,16 @@
 //! `meridian server`: opens storage, builds the engine, serves gRPC and HTTP until Ctrl-C or
 //! SIGTERM, then shuts down cleanly (RocksDB is closed when the last handle drops).
 
+use crate::cluster::Cluster;
+use crate::cluster::hints::Hints;
+use crate::cluster::membership::{self, Membership, NodeMeta, Status};
+use crate::cluster::peer_service::PeerService;
+use crate::cluster::peers::Peers;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::grpc::admin::{AdminService, NodeFacts};
 use crate::grpc::kv::KvService;
-use crate::grpc::ops::EngineHandler;
+use crate::grpc::ops::ClusterHandler;
 use crate::grpc::session::{Handler, SessionLimits};
 use crate::keyspaces::Keyspaces;
 use crate::metrics::Metrics;
@@ -25,15 +30,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening storage in {}", cfg.node.data_dir.display()))?,
     );
     let node_id = identity::load_or_create(&storage)?;
+    let actor = identity::actor(node_id);
     let keyspaces = Keyspaces::load(&storage, &cfg.limits)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(
         storage.clone(),
         keyspaces,
-        identity::actor(node_id),
-        cfg.node.datacenter.clone(),
+        actor,
         cfg.storage.sync_writes,
-        metrics,
+        metrics.clone(),
     ));
 
     let grpc_listener = TcpListener::bind(cfg.node.grpc_addr)
@@ -44,6 +49,58 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding HTTP address {}", cfg.node.http_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    let gossip_addr = membership::resolve_gossip_addr(cfg.cluster.gossip_addr)?;
+
+    // Who this node is, as gossiped: addresses are fresh each start, the rest survives.
+    let previous = membership::load_self(&storage, &actor)?;
+    let meta = NodeMeta {
+        id: actor,
+        dc: cfg.node.datacenter.clone(),
+        rack: cfg.node.rack.clone(),
+        capacity: cfg.cluster.capacity,
+        grpc: format!("http://{grpc_addr}"),
+        http: format!("http://{http_addr}"),
+        joined_at: membership::joined_at(&storage)?,
+        status: previous.as_ref().map_or(Status::Up, |p| p.status),
+        left_at: previous.as_ref().map_or(0, |p| p.left_at),
+        synced_epoch: previous.as_ref().map_or(0, |p| p.synced_epoch),
+    };
+    if let Some(p) = &previous
+        && (p.dc != meta.dc || p.rack != meta.rack || p.capacity != meta.capacity)
+    {
+        anyhow::bail!(
+            "this data directory belongs to a node in dc {:?}, rack {:?}, capacity {}; \
+             moving a node's data to another place is not supported: decommission it and \
+             start a fresh node instead",
+            p.dc,
+            p.rack,
+            p.capacity
+        );
+    }
+    let membership = Membership::start(&cfg.cluster, gossip_addr, meta.clone(), storage.clone())
+        .await
+        .context("starting gossip")?;
+    let hints = Hints::open(
+        storage.clone(),
+        metrics.clone(),
+        cfg.cluster.hint_max_age_secs,
+        cfg.cluster.hint_max_count,
+    )?;
+    let peers = Peers::new(Duration::from_millis(cfg.cluster.peer_timeout_ms));
+    let cluster = Cluster::new(
+        engine.clone(),
+        metrics.clone(),
+        membership,
+        hints,
+        peers,
+        meta,
+        cfg.cluster.strict_quorum,
+        cfg.cluster
+            .seeds
+            .iter()
+            .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr)),
+    );
+    cluster.spawn_tasks();
 
     let facts = NodeFacts {
         node_id: node_id.to_string(),
@@ -60,44 +117,56 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_in_flight: cfg.server.max_in_flight_per_stream,
         default_timeout: Duration::from_millis(cfg.server.default_timeout_ms),
     };
-    let handler = Arc::new(EngineHandler {
-        engine: engine.clone(),
+    let handler = Arc::new(ClusterHandler {
+        cluster: cluster.clone(),
     });
     let admin = AdminService {
-        engine: engine.clone(),
+        cluster: cluster.clone(),
         node: facts.clone(),
+    };
+    let peer = PeerService {
+        cluster: cluster.clone(),
     };
 
     let shutdown = shutdown_signal();
+    let mut decommissioned = cluster.stop.subscribe();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc = tokio::spawn(serve_grpc(
         handler,
-        Some(admin),
+        Some((admin, peer)),
         limits,
         grpc_listener,
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
-    let http_server = axum::serve(http_listener, http::router(engine.clone()))
+    let http_server = axum::serve(http_listener, http::router(cluster.clone()))
         .with_graceful_shutdown(async move {
             let _ = http_stop.changed().await;
         });
     let http_task = tokio::spawn(async move { http_server.await });
 
     tracing::info!(
-        node_id = %node_id, grpc = %grpc_addr, http = %http_addr,
+        node_id = %node_id, grpc = %grpc_addr, http = %http_addr, gossip = %gossip_addr,
         dc = %cfg.node.datacenter, rack = %cfg.node.rack,
         data_dir = %cfg.node.data_dir.display(), "meridian node serving"
     );
     // One machine-readable line on stdout, so scripts and tests can find the real ports
     // when they asked for port 0.
-    println!("MERIDIAN_READY node_id={node_id} grpc=http://{grpc_addr} http=http://{http_addr}");
+    println!(
+        "MERIDIAN_READY node_id={node_id} grpc=http://{grpc_addr} http=http://{http_addr} gossip={gossip_addr}"
+    );
 
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = decommissioned.wait_for(|v| *v) => {
+            tracing::info!("decommissioned: this node has left the cluster");
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = grpc.await;
     let _ = http_task.await;
+    drop(cluster);
     drop(engine);
     drop(storage);
     Ok(())
@@ -107,7 +176,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 /// reflection. Also used by the bench's echo target, so both share one network stack.
 pub async fn serve_grpc<H: Handler>(
     handler: Arc<H>,
-    admin: Option<AdminService>,
+    cluster_services: Option<(AdminService, PeerService)>,
     limits: SessionLimits,
     listener: TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -123,6 +192,10 @@ pub async fn serve_grpc<H: Handler>(
         .register_encoded_file_descriptor_set(meridian_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let (admin, peer) = match cluster_services {
+        Some((a, p)) => (Some(a), Some(p)),
+        None => (None, None),
+    };
     let kv = pb::kv_server::KvServer::new(KvService::new(handler, limits))
         .max_decoding_message_size(16 << 20)
         .max_encoding_message_size(16 << 20);
@@ -132,7 +205,12 @@ pub async fn serve_grpc<H: Handler>(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(kv)
-        .add_optional_service(admin.map(pb::admin_server::AdminServer::new));
+        .add_optional_service(admin.map(|a| pb::admin_server::AdminServer::new(a)))
+        .add_optional_service(peer.map(|p| {
+            pb::peer_server::PeerServer::new(p)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20)
+        }));
     router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.changed().await;

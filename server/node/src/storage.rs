@@ -15,6 +15,8 @@ use std::path::Path;
 
 const CF_DATA: &str = "data";
 const CF_META: &str = "meta";
+/// Writes held for down replicas: key = target node (16 bytes) + sequence (8 bytes, BE).
+const CF_HINTS: &str = "hints";
 
 pub struct Storage {
     db: DB,
@@ -51,6 +53,7 @@ impl Storage {
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
+            ColumnFamilyDescriptor::new(CF_HINTS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs)?;
         Ok(Self { db })
@@ -72,6 +75,67 @@ impl Storage {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_DATA)?, storage_key, value);
         Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    /// Up to `limit` data entries with keys starting with `prefix` and greater than `after`.
+    pub fn data_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> NodeResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range(CF_DATA, prefix, after, limit)
+    }
+
+    fn range(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> NodeResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let start = after.unwrap_or(prefix);
+        let iter = self.db.iterator_cf(
+            self.cf(cf)?,
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if after.is_some_and(|a| *k == *a) {
+                continue;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_hint(&self, key: &[u8], value: &[u8]) -> NodeResult<()> {
+        Ok(self.db.put_cf(self.cf(CF_HINTS)?, key, value)?)
+    }
+
+    pub fn hints_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> NodeResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range(CF_HINTS, prefix, after, limit)
+    }
+
+    pub fn delete_hints(&self, keys: &[Vec<u8>]) -> NodeResult<()> {
+        let cf = self.cf(CF_HINTS)?;
+        let mut batch = WriteBatch::default();
+        for k in keys {
+            batch.delete_cf(cf, k);
+        }
+        Ok(self.db.write(batch)?)
     }
 
     pub fn get_meta(&self, key: &str) -> NodeResult<Option<Vec<u8>>> {

@@ -1,7 +1,9 @@
 //! The `meridian.v1.Admin` service: keyspaces and node information.
 
-use crate::engine::Engine;
+use crate::cluster::Cluster;
+use crate::cluster::membership::{Status as MemberStatus, now_ms};
 use crate::error::NodeError;
+use meridian_core::ring::MAX_REPLICAS_PER_DC;
 use meridian_core::{KeyspaceSpec, ValueKind};
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 pub struct AdminService {
-    pub engine: Arc<Engine>,
+    pub cluster: Arc<Cluster>,
     pub node: NodeFacts,
 }
 
@@ -91,8 +93,155 @@ pub fn spec_to_proto(s: &KeyspaceSpec) -> pb::Keyspace {
     }
 }
 
+type ProgressStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::DecommissionProgress, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn topology(
+        &self,
+        _req: Request<pb::TopologyRequest>,
+    ) -> Result<Response<pb::TopologyResponse>, Status> {
+        let topo = self.cluster.topology();
+        let placement = topo.current();
+        let hints = self.cluster.hints.total();
+        let ids: Vec<_> = topo.members.keys().copied().collect();
+        let members = topo
+            .members
+            .values()
+            .map(|m| {
+                let state = match m.meta.status {
+                    MemberStatus::Up if m.alive || m.meta.id == self.cluster.me => "up",
+                    MemberStatus::Up => "down",
+                    other => other.name(),
+                };
+                pb::Member {
+                    node_id: m.meta.id.to_string(),
+                    datacenter: m.meta.dc.clone(),
+                    rack: m.meta.rack.clone(),
+                    capacity: m.meta.capacity,
+                    grpc_addr: m.meta.grpc.clone(),
+                    http_addr: m.meta.http.clone(),
+                    state: state.into(),
+                    synced_epoch: m.meta.synced_epoch,
+                    partitions: placement
+                        .partitions_of(&m.meta.id, MAX_REPLICAS_PER_DC)
+                        .len() as u32,
+                    hints_queued: if m.meta.id == self.cluster.me {
+                        hints
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        let mut datacenters = Vec::new();
+        for dc in placement.dcs() {
+            let width = placement.owners(dc, 0, MAX_REPLICAS_PER_DC).len();
+            let partitions = meridian_core::partition::PARTITIONS as usize;
+            let mut owners = Vec::with_capacity(partitions * width);
+            for p in 0..partitions {
+                let list = placement.owners(dc, p as u16, width);
+                for i in 0..width {
+                    let idx = list
+                        .get(i)
+                        .and_then(|n| ids.iter().position(|x| x == n))
+                        .map_or(u32::MAX, |i| i as u32);
+                    owners.push(idx);
+                }
+            }
+            datacenters.push(pb::DcOwners {
+                datacenter: dc.to_string(),
+                width: width as u32,
+                owners,
+            });
+        }
+        Ok(Response::new(pb::TopologyResponse {
+            epoch: topo.epoch(),
+            partitions: meridian_core::partition::PARTITIONS as u32,
+            members,
+            datacenters,
+            node_id: self.cluster.me.to_string(),
+        }))
+    }
+
+    async fn inspect(
+        &self,
+        req: Request<pb::InspectRequest>,
+    ) -> Result<Response<pb::InspectResponse>, Status> {
+        let req = req.into_inner();
+        let ks = self.cluster.engine.keyspaces().get(&req.keyspace)?;
+        meridian_core::limits::check_key(&req.key).map_err(NodeError::from)?;
+        let skey = meridian_core::partition::storage_key(ks.id(), &req.key);
+        let partition = meridian_core::partition::partition_of(ks.id(), &req.key);
+        let topo = self.cluster.topology();
+        let replicas: Vec<String> = topo
+            .replicas(&ks, partition)
+            .iter()
+            .flat_map(|d| d.replicas.iter().map(|s| s.node.to_string()))
+            .collect();
+        let object = self.cluster.engine.local_object(&skey)?;
+        let me = self.cluster.me.to_string();
+        Ok(Response::new(pb::InspectResponse {
+            replica: replicas.contains(&me),
+            node_id: me,
+            present: object.is_some(),
+            text: object
+                .as_ref()
+                .map(|o| format!("partition {partition}\n{o:#?}"))
+                .unwrap_or_else(|| format!("partition {partition}\n(nothing stored)")),
+            replicated: object
+                .map(|o| o.replicated_bytes())
+                .unwrap_or_default()
+                .into(),
+            replicas,
+        }))
+    }
+
+    async fn hints(
+        &self,
+        _req: Request<pb::HintsRequest>,
+    ) -> Result<Response<pb::HintsResponse>, Status> {
+        let hints = &self.cluster.hints;
+        let now = now_ms();
+        let queues = hints
+            .stats()
+            .into_iter()
+            .map(|(target, q)| pb::HintQueue {
+                target: target.to_string(),
+                count: q.count,
+                bytes: q.bytes,
+                oldest_age_ms: q.oldest_ms.map_or(0, |t| now.saturating_sub(t)),
+            })
+            .collect();
+        Ok(Response::new(pb::HintsResponse {
+            queues,
+            dropped: hints.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            delivered: hints.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    }
+
+    type DecommissionStream = ProgressStream;
+
+    async fn decommission(
+        &self,
+        req: Request<pb::DecommissionRequest>,
+    ) -> Result<Response<Self::DecommissionStream>, Status> {
+        let wanted = req.into_inner().node_id;
+        let me = self.cluster.me.to_string();
+        let wanted_norm = wanted.replace('-', "").to_ascii_lowercase();
+        if !wanted.is_empty() && wanted_norm != me {
+            return Err(Status::failed_precondition(format!(
+                "decommission must be sent to the leaving node itself: this is node {me}, not {wanted}"
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(self.cluster.clone().decommission(tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn create_keyspace(
         &self,
         req: Request<pb::CreateKeyspaceRequest>,
@@ -102,10 +251,8 @@ impl pb::admin_server::Admin for AdminService {
             .spec
             .ok_or_else(|| Status::invalid_argument("spec is required"))?;
         let spec = spec_from_proto(spec, &self.node)?;
-        let created = self
-            .engine
-            .keyspaces()
-            .create(self.engine.storage(), spec)?;
+        let engine = &self.cluster.engine;
+        let created = engine.keyspaces().create(engine.storage(), spec)?;
         Ok(Response::new(spec_to_proto(&created)))
     }
 
@@ -114,6 +261,7 @@ impl pb::admin_server::Admin for AdminService {
         _req: Request<pb::ListKeyspacesRequest>,
     ) -> Result<Response<pb::ListKeyspacesResponse>, Status> {
         let keyspaces = self
+            .cluster
             .engine
             .keyspaces()
             .list()
@@ -127,7 +275,11 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::DescribeKeyspaceRequest>,
     ) -> Result<Response<pb::Keyspace>, Status> {
-        let spec = self.engine.keyspaces().get(&req.into_inner().name)?;
+        let spec = self
+            .cluster
+            .engine
+            .keyspaces()
+            .get(&req.into_inner().name)?;
         Ok(Response::new(spec_to_proto(&spec)))
     }
 

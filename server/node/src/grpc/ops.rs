@@ -1,7 +1,8 @@
 //! Runs one protocol `Operation` against the engine: the translation between wire messages
 //! and the engine, shared by the unary, batch and streaming RPCs.
 
-use crate::engine::{Engine, WriteRequest};
+use crate::cluster::Cluster;
+use crate::cluster::coordinator::WriteOp;
 use crate::error::{NodeError, NodeResult};
 use crate::grpc::session::Handler;
 use meridian_core::Consistency;
@@ -10,12 +11,13 @@ use pb::operation::Op;
 use pb::operation_result::Result as R;
 use std::sync::Arc;
 
-pub struct EngineHandler {
-    pub engine: Arc<Engine>,
+/// Serves client operations through the cluster coordinator.
+pub struct ClusterHandler {
+    pub cluster: Arc<Cluster>,
 }
 
 #[async_trait::async_trait]
-impl Handler for EngineHandler {
+impl Handler for ClusterHandler {
     async fn handle(&self, op: pb::Operation) -> pb::OperationResult {
         let Some(op) = op.op else {
             return failure(&NodeError::InvalidArgument(
@@ -23,7 +25,7 @@ impl Handler for EngineHandler {
             ));
         };
         match op {
-            Op::Get(g) => match get(&self.engine, &g) {
+            Op::Get(g) => match get(&self.cluster, &g).await {
                 Ok(reply) => {
                     let status = if reply.found {
                         ok()
@@ -40,43 +42,20 @@ impl Handler for EngineHandler {
                 }
                 Err(e) => failure(&e),
             },
-            Op::Put(p) => {
-                let syncs = self.engine.syncs(&p.keyspace);
-                let r = run_write(&self.engine, syncs, move |e| put(e, &p)).await;
-                match r {
-                    Ok(context) => success(R::Put(pb::PutResponse {
-                        context: context.into(),
-                    })),
-                    Err(e) => failure(&e),
-                }
-            }
-            Op::Delete(d) => {
-                let syncs = self.engine.syncs(&d.keyspace);
-                let r = run_write(&self.engine, syncs, move |e| delete(e, &d)).await;
-                match r {
-                    Ok(context) => success(R::Delete(pb::DeleteResponse {
-                        context: context.into(),
-                    })),
-                    Err(e) => failure(&e),
-                }
-            }
+            Op::Put(p) => match put(&self.cluster, p).await {
+                Ok(context) => success(R::Put(pb::PutResponse {
+                    context: context.into(),
+                })),
+                Err(e) => failure(&e),
+            },
+            Op::Delete(d) => match delete(&self.cluster, d).await {
+                Ok(context) => success(R::Delete(pb::DeleteResponse {
+                    context: context.into(),
+                })),
+                Err(e) => failure(&e),
+            },
         }
     }
-}
-
-/// Writes that fsync block for a disk flush, so they run on the blocking pool, where many of
-/// them can wait together and share one fsync; others are quick enough to run inline.
-async fn run_write<F>(engine: &Arc<Engine>, syncs: bool, f: F) -> NodeResult<Vec<u8>>
-where
-    F: FnOnce(&Engine) -> NodeResult<Vec<u8>> + Send + 'static,
-{
-    if !syncs {
-        return f(engine);
-    }
-    let engine = engine.clone();
-    tokio::task::spawn_blocking(move || f(&engine))
-        .await
-        .map_err(|e| NodeError::Internal(format!("write task failed: {e}")))?
 }
 
 pub fn consistency(raw: i32) -> NodeResult<Option<Consistency>> {
@@ -97,8 +76,10 @@ pub fn consistency(raw: i32) -> NodeResult<Option<Consistency>> {
     })
 }
 
-pub fn get(engine: &Engine, g: &pb::GetRequest) -> NodeResult<pb::GetResponse> {
-    let reply = engine.get(&g.keyspace, &g.key, consistency(g.consistency)?, g.r)?;
+pub async fn get(cluster: &Arc<Cluster>, g: &pb::GetRequest) -> NodeResult<pb::GetResponse> {
+    let reply = cluster
+        .read(&g.keyspace, &g.key, consistency(g.consistency)?, g.r)
+        .await?;
     Ok(pb::GetResponse {
         found: reply.found(),
         values: reply.values.into_iter().map(Into::into).collect(),
@@ -106,28 +87,32 @@ pub fn get(engine: &Engine, g: &pb::GetRequest) -> NodeResult<pb::GetResponse> {
     })
 }
 
-pub fn put(engine: &Engine, p: &pb::PutRequest) -> NodeResult<Vec<u8>> {
-    engine.write(&WriteRequest {
-        keyspace: &p.keyspace,
-        key: &p.key,
-        value: Some(&p.value),
-        context: &p.context,
-        request_id: &p.request_id,
-        consistency: consistency(p.consistency)?,
-        explicit_acks: p.w,
-    })
+pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<Vec<u8>> {
+    cluster
+        .write(WriteOp {
+            consistency: consistency(p.consistency)?,
+            keyspace: p.keyspace,
+            key: p.key.to_vec(),
+            value: Some(p.value.to_vec()),
+            context: p.context.to_vec(),
+            request_id: p.request_id.to_vec(),
+            explicit_acks: p.w,
+        })
+        .await
 }
 
-pub fn delete(engine: &Engine, d: &pb::DeleteRequest) -> NodeResult<Vec<u8>> {
-    engine.write(&WriteRequest {
-        keyspace: &d.keyspace,
-        key: &d.key,
-        value: None,
-        context: &d.context,
-        request_id: &d.request_id,
-        consistency: consistency(d.consistency)?,
-        explicit_acks: d.w,
-    })
+pub async fn delete(cluster: &Arc<Cluster>, d: pb::DeleteRequest) -> NodeResult<Vec<u8>> {
+    cluster
+        .write(WriteOp {
+            consistency: consistency(d.consistency)?,
+            keyspace: d.keyspace,
+            key: d.key.to_vec(),
+            value: None,
+            context: d.context.to_vec(),
+            request_id: d.request_id.to_vec(),
+            explicit_acks: d.w,
+        })
+        .await
 }
 
 pub fn ok() -> pb::Status {

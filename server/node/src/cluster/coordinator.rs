@@ -1,0 +1,584 @@
+//! The request path of a cluster node: any node takes a request; reads are coordinated where
+//! they land, writes by a replica of the key (a non-replica forwards them, since only a
+//! replica mints versions). The quorum decisions come from `meridian_core::quorum`; this file
+//! sends the messages, stores the hints and waits.
+
+use super::Cluster;
+use crate::cluster::membership::now_ms;
+use crate::engine::{ReadReply, WriteRequest};
+use crate::error::{NodeError, NodeResult};
+use meridian_core::consistency::{ReplicaCounts, Required, required};
+use meridian_core::partition::partition_of;
+use meridian_core::quorum::{
+    DcReplicas, Progress, ReadQuorum, Step, WriteQuorum, plan_dc, plan_read, plan_write,
+};
+use meridian_core::{ActorId, Consistency, StoredObject};
+use meridian_proto::v1 as pb;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A client write, owned so it can cross tasks and the network.
+#[derive(Debug, Clone)]
+pub struct WriteOp {
+    pub keyspace: String,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub context: Vec<u8>,
+    pub request_id: Vec<u8>,
+    pub consistency: Option<Consistency>,
+    pub explicit_acks: u32,
+}
+
+impl WriteOp {
+    fn as_request(&self) -> WriteRequest<'_> {
+        WriteRequest {
+            keyspace: &self.keyspace,
+            key: &self.key,
+            value: self.value.as_deref(),
+            context: &self.context,
+            request_id: &self.request_id,
+        }
+    }
+
+    fn to_operation(&self) -> pb::Operation {
+        let consistency = self.consistency.map_or(0, to_pb_level);
+        let op = match &self.value {
+            Some(v) => pb::operation::Op::Put(pb::PutRequest {
+                keyspace: self.keyspace.clone(),
+                key: self.key.clone().into(),
+                value: v.clone().into(),
+                context: self.context.clone().into(),
+                request_id: self.request_id.clone().into(),
+                consistency,
+                w: self.explicit_acks,
+            }),
+            None => pb::operation::Op::Delete(pb::DeleteRequest {
+                keyspace: self.keyspace.clone(),
+                key: self.key.clone().into(),
+                context: self.context.clone().into(),
+                request_id: self.request_id.clone().into(),
+                consistency,
+                w: self.explicit_acks,
+            }),
+        };
+        pb::Operation { op: Some(op) }
+    }
+}
+
+pub fn to_pb_level(c: Consistency) -> i32 {
+    (match c {
+        Consistency::One => pb::Consistency::One,
+        Consistency::Two => pb::Consistency::Two,
+        Consistency::Quorum => pb::Consistency::Quorum,
+        Consistency::All => pb::Consistency::All,
+        Consistency::LocalOne => pb::Consistency::LocalOne,
+        Consistency::LocalQuorum => pb::Consistency::LocalQuorum,
+        Consistency::EachQuorum => pb::Consistency::EachQuorum,
+    }) as i32
+}
+
+fn level_name(level: Consistency, explicit: u32) -> String {
+    if explicit > 0 {
+        format!("explicit count {explicit}")
+    } else {
+        level.name().to_string()
+    }
+}
+
+fn required_for(
+    level: Consistency,
+    explicit: u32,
+    my_dc: &str,
+    dcs: &[DcReplicas],
+) -> NodeResult<Required> {
+    let counts = ReplicaCounts {
+        per_dc: dcs
+            .iter()
+            .map(|d| (d.dc.clone(), d.replicas.len()))
+            .collect(),
+        local_dc: my_dc.to_string(),
+    };
+    let explicit = (explicit > 0).then_some(explicit as usize);
+    Ok(required(level, explicit, &counts)?)
+}
+
+/// What one write step reports back: (dc, acknowledged, of which through a stand-in, failed).
+type StepReport = (String, usize, usize, usize);
+
+impl Cluster {
+    /// A client write arriving at this node.
+    pub async fn write(self: &Arc<Self>, op: WriteOp) -> NodeResult<Vec<u8>> {
+        let ks = self.engine.validate_write(&op.as_request())?;
+        let topo = self.topology();
+        let partition = partition_of(ks.id(), &op.key);
+        let dcs = topo.replicas(&ks, partition);
+        let local = dcs.iter().find(|d| d.dc == self.my_dc);
+        if local.is_some_and(|d| d.contains(&self.me)) {
+            return self.coordinate_write(op, ks, dcs).await;
+        }
+        // Not a replica here: hand the write to one that is, in this DC if possible.
+        let level = op.consistency.unwrap_or(ks.write_consistency);
+        let local_target = local.and_then(|d| d.alive().next());
+        let target = match local_target {
+            Some(t) => t,
+            None if matches!(level, Consistency::LocalOne | Consistency::LocalQuorum) => {
+                return Err(NodeError::Unavailable(format!(
+                    "consistency {level} needs a replica in datacenter {}, and none is reachable",
+                    self.my_dc
+                )));
+            }
+            None => dcs
+                .iter()
+                .flat_map(|d| d.alive().collect::<Vec<_>>())
+                .next()
+                .ok_or_else(|| {
+                    NodeError::Unavailable(format!(
+                        "no replica of the key is reachable for {level}"
+                    ))
+                })?,
+        };
+        self.metrics.forwarded.inc();
+        self.forward(target, op).await
+    }
+
+    async fn forward(&self, target: ActorId, op: WriteOp) -> NodeResult<Vec<u8>> {
+        let topo = self.topology();
+        let url = topo
+            .grpc_of(&target)
+            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {target}")))?;
+        let mut client = self.peers.client(target, url)?;
+        let result = client
+            .forward(pb::ForwardRequest {
+                operation: Some(op.to_operation()),
+            })
+            .await
+            .map_err(|s| {
+                self.metrics.peer_errors.inc();
+                super::peers::peer_error(&target, "forwarded write", s)
+            })?
+            .into_inner();
+        let status = result.status.unwrap_or_default();
+        if status.code != 0 {
+            return Err(NodeError::Remote {
+                code: tonic::Code::from_i32(status.code),
+                message: status.message,
+            });
+        }
+        Ok(match result.result {
+            Some(pb::operation_result::Result::Put(p)) => p.context.to_vec(),
+            Some(pb::operation_result::Result::Delete(d)) => d.context.to_vec(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// A write forwarded to this node by a non-replica: coordinate it here, never forward
+    /// again (a second hop could loop while two nodes disagree about the epoch).
+    pub async fn write_forwarded(self: &Arc<Self>, op: WriteOp) -> NodeResult<Vec<u8>> {
+        let ks = self.engine.validate_write(&op.as_request())?;
+        let topo = self.topology();
+        let dcs = topo.replicas(&ks, partition_of(ks.id(), &op.key));
+        self.coordinate_write(op, ks, dcs).await
+    }
+
+    async fn coordinate_write(
+        self: &Arc<Self>,
+        op: WriteOp,
+        ks: Arc<meridian_core::KeyspaceSpec>,
+        dcs: Vec<DcReplicas>,
+    ) -> NodeResult<Vec<u8>> {
+        let level = op.consistency.unwrap_or(ks.write_consistency);
+        let required = required_for(level, op.explicit_acks, &self.my_dc, &dcs)?;
+        let name = level_name(level, op.explicit_acks);
+        let mut quorum = WriteQuorum::new(&name, required.clone(), &self.my_dc, &dcs, self.strict);
+        // Refuse before minting when the live replicas cannot meet the level.
+        if let Progress::Failed(e) = quorum.progress() {
+            return Err(e.into());
+        }
+        let syncs = self.engine.syncs(&op.keyspace);
+        let minted = if syncs {
+            let engine = self.engine.clone();
+            let op2 = op.clone();
+            tokio::task::spawn_blocking(move || engine.mint(&op2.as_request()))
+                .await
+                .map_err(|e| NodeError::Internal(format!("write task failed: {e}")))??
+        } else {
+            self.engine.mint(&op.as_request())?
+        };
+        let mine = dcs
+            .iter()
+            .any(|d| d.dc == self.my_dc && d.contains(&self.me));
+        let mut progress = if mine {
+            quorum.ack(&self.my_dc, 1, 0)
+        } else {
+            quorum.progress()
+        };
+        if minted.object.is_empty()
+            || progress == Progress::Done && dcs.iter().all(|d| d.replicas.len() <= 1)
+        {
+            return Ok(minted.context);
+        }
+        let state = pb::ObjectState {
+            storage_key: minted.storage_key.clone().into(),
+            object: minted.object.clone().into(),
+        };
+        let steps = plan_write(&self.me, &self.my_dc, &dcs, &required, self.strict);
+        let (tx, mut rx) = mpsc::unbounded_channel::<StepReport>();
+        for step in steps {
+            let me = self.clone();
+            let tx = tx.clone();
+            let state = state.clone();
+            let dcs = dcs.clone();
+            let keyspace = op.keyspace.clone();
+            tokio::spawn(async move {
+                let report = me.run_step(step, state, &dcs, &keyspace).await;
+                let _ = tx.send(report);
+            });
+        }
+        drop(tx);
+        let deadline = tokio::time::Instant::now() + self.peers.timeout() * 2;
+        loop {
+            match progress {
+                Progress::Done => return Ok(minted.context),
+                Progress::Failed(e) => return Err(e.into()),
+                Progress::Waiting => {}
+            }
+            let report = tokio::time::timeout_at(deadline, rx.recv()).await;
+            progress = match report {
+                Ok(Some((dc, acks, hinted, failed))) => {
+                    if acks > 0 {
+                        quorum.ack(&dc, acks, hinted);
+                    }
+                    if failed > 0 {
+                        quorum.fail(&dc, failed);
+                    }
+                    quorum.progress()
+                }
+                Ok(None) | Err(_) => return Err(quorum.timed_out().into()),
+            };
+        }
+    }
+
+    /// Carries out one step of a write and says how it went. A replica that cannot be
+    /// reached gets a stand-in (or a hint kept here), so the write still reaches it later.
+    async fn run_step(
+        self: &Arc<Self>,
+        step: Step,
+        state: pb::ObjectState,
+        dcs: &[DcReplicas],
+        keyspace: &str,
+    ) -> StepReport {
+        match step {
+            Step::Replicate { node, dc } => {
+                if self.replicate_to(node, &state, None).await.is_ok() {
+                    return (dc, 1, 0, 0);
+                }
+                // Timed out or refused: sloppy quorum as if it had been down.
+                let spare = dcs
+                    .iter()
+                    .find(|d| d.dc == dc)
+                    .and_then(|d| d.spares.first().copied())
+                    .filter(|s| *s != self.me && !self.strict);
+                if let Some(spare) = spare
+                    && self.replicate_to(spare, &state, Some(node)).await.is_ok()
+                {
+                    return (dc, 1, 1, 0);
+                }
+                self.keep_hint(node, &state);
+                (dc, 0, 0, 1)
+            }
+            Step::StandIn { target, spare, dc } => {
+                if self.replicate_to(spare, &state, Some(target)).await.is_ok() {
+                    return (dc, 1, 1, 0);
+                }
+                self.keep_hint(target, &state);
+                (dc, 0, 0, 1)
+            }
+            Step::KeepHint { target, dc } => {
+                self.keep_hint(target, &state);
+                (dc, 0, 0, 1)
+            }
+            Step::Relay { dc, via, wait_for } => {
+                let replicas: Vec<ActorId> = dcs
+                    .iter()
+                    .find(|d| d.dc == dc)
+                    .map(|d| d.replicas.iter().map(|s| s.node).collect())
+                    .unwrap_or_default();
+                match self.relay_to(via, &state, keyspace, wait_for).await {
+                    Ok((acks, hinted)) => {
+                        let failed = if wait_for > 0 {
+                            replicas.len().saturating_sub(acks)
+                        } else {
+                            0
+                        };
+                        (dc, acks, hinted, failed)
+                    }
+                    Err(_) => {
+                        for r in &replicas {
+                            self.keep_hint(*r, &state);
+                        }
+                        (dc, 0, 0, replicas.len())
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn replicate_to(
+        &self,
+        node: ActorId,
+        state: &pb::ObjectState,
+        hint_for: Option<ActorId>,
+    ) -> NodeResult<()> {
+        let topo = self.topology();
+        let url = topo
+            .grpc_of(&node)
+            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))?;
+        let mut client = self.peers.client(node, url)?;
+        client
+            .replicate(pb::ReplicateRequest {
+                objects: vec![state.clone()],
+                hint_for: hint_for
+                    .map(|h| h.as_bytes().to_vec().into())
+                    .unwrap_or_default(),
+            })
+            .await
+            .map_err(|s| {
+                self.metrics.peer_errors.inc();
+                super::peers::peer_error(&node, "replicate", s)
+            })?;
+        Ok(())
+    }
+
+    async fn relay_to(
+        &self,
+        via: ActorId,
+        state: &pb::ObjectState,
+        keyspace: &str,
+        wait_for: usize,
+    ) -> NodeResult<(usize, usize)> {
+        let topo = self.topology();
+        let url = topo
+            .grpc_of(&via)
+            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {via}")))?;
+        let mut client = self.peers.client(via, url)?;
+        let r = client
+            .relay(pb::RelayRequest {
+                state: Some(state.clone()),
+                keyspace: keyspace.to_string(),
+                wait_for: wait_for as u32,
+                strict: self.strict,
+            })
+            .await
+            .map_err(|s| {
+                self.metrics.peer_errors.inc();
+                super::peers::peer_error(&via, "relay", s)
+            })?
+            .into_inner();
+        Ok((r.acks as usize, r.hinted_acks as usize))
+    }
+
+    fn keep_hint(&self, target: ActorId, state: &pb::ObjectState) {
+        if let Err(e) = self
+            .hints
+            .add(target, &state.storage_key, &state.object, now_ms())
+        {
+            tracing::error!(target_node = %target, error = %e, "cannot store hint");
+        }
+    }
+
+    /// A remote DC's share of a write, arriving at this node: store it if this node is a
+    /// replica, fan it out to the DC's other replicas, and answer once `wait_for` hold it.
+    pub async fn relay(self: &Arc<Self>, req: pb::RelayRequest) -> NodeResult<pb::RelayResponse> {
+        let state = req
+            .state
+            .ok_or_else(|| NodeError::InvalidArgument("relay without state".into()))?;
+        let ks = self.engine.keyspaces().get(&req.keyspace)?;
+        let Some((partition, _, _)) =
+            meridian_core::partition::parse_storage_key(&state.storage_key)
+        else {
+            return Err(NodeError::InvalidArgument(
+                "relay with a malformed storage key".into(),
+            ));
+        };
+        let topo = self.topology();
+        let dcs = topo.replicas(&ks, partition);
+        let Some(dc) = dcs.iter().find(|d| d.dc == self.my_dc).cloned() else {
+            return Ok(pb::RelayResponse::default());
+        };
+        let mut acks = 0usize;
+        let mut hinted = 0usize;
+        if dc.contains(&self.me) {
+            self.merge_local(&state)?;
+            acks += 1;
+        }
+        let steps = plan_dc(&self.me, &dc, req.strict);
+        let total = steps.len();
+        let (tx, mut rx) = mpsc::unbounded_channel::<StepReport>();
+        for step in steps {
+            let me = self.clone();
+            let tx = tx.clone();
+            let state = state.clone();
+            let dcs = vec![dc.clone()];
+            let keyspace = req.keyspace.clone();
+            tokio::spawn(async move {
+                let report = me.run_step(step, state, &dcs, &keyspace).await;
+                let _ = tx.send(report);
+            });
+        }
+        drop(tx);
+        let wait_for = req.wait_for as usize;
+        let deadline = tokio::time::Instant::now() + self.peers.timeout();
+        let mut done = 0;
+        while acks < wait_for && done < total {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((_, a, h, _))) => {
+                    acks += a;
+                    hinted += h;
+                    done += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(pb::RelayResponse {
+            acks: acks as u32,
+            hinted_acks: hinted as u32,
+            reachable: format!("{} {acks}/{} acknowledged", dc.dc, dc.replicas.len()),
+        })
+    }
+
+    pub(super) fn merge_local(&self, state: &pb::ObjectState) -> NodeResult<bool> {
+        if state.object.is_empty() {
+            return Ok(false);
+        }
+        self.engine.merge_remote(&state.storage_key, &state.object)
+    }
+
+    /// A client read arriving at this node: ask the replicas the level needs (and the rest of
+    /// the scope, for repair), merge, answer at quorum, then repair stale replicas in the
+    /// background, including those that answer after the reply.
+    pub async fn read(
+        self: &Arc<Self>,
+        keyspace: &str,
+        key: &[u8],
+        consistency: Option<Consistency>,
+        explicit: u32,
+    ) -> NodeResult<ReadReply> {
+        let ks = self.engine.keyspaces().get(keyspace)?;
+        meridian_core::limits::check_key(key)?;
+        let level = consistency.unwrap_or(ks.read_consistency);
+        let topo = self.topology();
+        let skey = meridian_core::partition::storage_key(ks.id(), key);
+        let dcs = topo.replicas(&ks, partition_of(ks.id(), key));
+        let required = required_for(level, explicit, &self.my_dc, &dcs)?;
+        let name = level_name(level, explicit);
+        let mut quorum = ReadQuorum::new(&name, required.clone(), &self.my_dc, &dcs);
+        if let Progress::Failed(e) = quorum.progress() {
+            return Err(e.into());
+        }
+        let asked = plan_read(&self.my_dc, &dcs, &required);
+        // Fast path: this node is the only replica asked.
+        if asked.len() == 1 && asked[0].0 == self.me {
+            let obj = self.engine.local_object(&skey)?;
+            return Ok(self.engine.reply_for(obj.as_ref()));
+        }
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(ActorId, String, NodeResult<Option<StoredObject>>)>();
+        for (node, dc) in asked {
+            let tx = tx.clone();
+            let me = self.clone();
+            let skey = skey.clone();
+            tokio::spawn(async move {
+                let r = me.read_from(node, &skey).await;
+                let _ = tx.send((node, dc, r));
+            });
+        }
+        drop(tx);
+        let (reply_tx, reply_rx) = oneshot::channel::<NodeResult<Option<StoredObject>>>();
+        let me = self.clone();
+        let timeout = self.peers.timeout() * 2;
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut reply_tx = Some(reply_tx);
+            loop {
+                let next = tokio::time::timeout_at(deadline, rx.recv()).await;
+                let progress = match next {
+                    Ok(Some((node, dc, Ok(obj)))) => match quorum.answer(node, &dc, obj) {
+                        Ok(p) => p,
+                        Err(e) => Progress::Failed(e),
+                    },
+                    Ok(Some((_, dc, Err(_)))) => quorum.fail(&dc),
+                    Ok(None) | Err(_) => break,
+                };
+                match progress {
+                    Progress::Done => {
+                        if let Some(t) = reply_tx.take() {
+                            let _ = t.send(Ok(quorum.merged().cloned()));
+                        }
+                    }
+                    Progress::Failed(e) => {
+                        if let Some(t) = reply_tx.take() {
+                            let _ = t.send(Err(e.into()));
+                        }
+                    }
+                    Progress::Waiting => {}
+                }
+            }
+            if let Some(t) = reply_tx.take() {
+                let _ = t.send(Err(quorum.timed_out().into()));
+            }
+            me.repair(&skey, &quorum).await;
+        });
+        let merged = reply_rx
+            .await
+            .map_err(|_| NodeError::Internal("read task ended without an answer".into()))??;
+        Ok(self.engine.reply_for(merged.as_ref()))
+    }
+
+    async fn read_from(&self, node: ActorId, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
+        if node == self.me {
+            return self.engine.local_object(skey);
+        }
+        let topo = self.topology();
+        let url = topo
+            .grpc_of(&node)
+            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))?;
+        let mut client = self.peers.client(node, url)?;
+        let r = client
+            .read(pb::ReadRequest {
+                storage_keys: vec![skey.to_vec().into()],
+            })
+            .await
+            .map_err(|s| {
+                self.metrics.peer_errors.inc();
+                super::peers::peer_error(&node, "read", s)
+            })?
+            .into_inner();
+        match r.objects.first() {
+            Some(o) if !o.object.is_empty() => Ok(Some(StoredObject::decode(&o.object)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Read repair: the merged state goes to every replica that answered with less. Repairs
+    /// merge at the receiver; they never mint.
+    async fn repair(&self, skey: &[u8], quorum: &ReadQuorum) {
+        let Some(merged) = quorum.merged() else {
+            return;
+        };
+        let state = pb::ObjectState {
+            storage_key: skey.to_vec().into(),
+            object: merged.encode().into(),
+        };
+        for node in quorum.stale() {
+            self.metrics.read_repairs.inc();
+            let r = if node == self.me {
+                self.merge_local(&state).map(|_| ())
+            } else {
+                self.replicate_to(node, &state, None).await
+            };
+            if let Err(e) = r {
+                tracing::debug!(node = %node, error = %e, "read repair failed");
+            }
+        }
+    }
+}

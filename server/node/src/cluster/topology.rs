@@ -1,0 +1,239 @@
+//! From the gossiped member list to ownership: the placement history every node folds the
+//! same way, the current epoch, and a key's replicas as the quorum logic needs them.
+//!
+//! Joins are ordered by (first-start time, id) and leaves by (leave time, id), so every node
+//! that knows the same members folds the same changes in the same order and gets the same
+//! placement. While some member has not finished streaming the partitions it gained
+//! (`synced_epoch` behind the current epoch), a key's replicas are the union of its owners
+//! since the oldest unfinished epoch: writes reach old and new owners, and quorums are counted
+//! over the union so they still intersect the old owners' quorums.
+
+use crate::cluster::membership::{ClusterView, MemberState, Status};
+use meridian_core::keyspace::DEFAULT_REPLICATION;
+use meridian_core::quorum::{DcReplicas, Slot};
+use meridian_core::ring::{Change, MAX_REPLICAS_PER_DC, Member, Placement};
+use meridian_core::{ActorId, KeyspaceSpec};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub me: ActorId,
+    pub my_dc: String,
+    pub members: BTreeMap<ActorId, MemberState>,
+    /// Placement after each epoch; index = epoch.
+    pub history: Arc<Vec<Arc<Placement>>>,
+    /// Oldest epoch some active member has not finished streaming for (== current when
+    /// nothing is moving).
+    pub settled: u64,
+}
+
+impl Topology {
+    pub fn build(
+        me: ActorId,
+        my_dc: &str,
+        view: &ClusterView,
+        previous: Option<&Topology>,
+    ) -> Self {
+        let changes = changes(view);
+        let history = match previous {
+            Some(p) if same_changes(p, &changes) => p.history.clone(),
+            _ => Arc::new(fold(&changes)),
+        };
+        let current = history.len() as u64 - 1;
+        let settled = view
+            .members
+            .values()
+            .filter(|m| m.meta.status == Status::Up)
+            .map(|m| m.meta.synced_epoch)
+            .min()
+            .unwrap_or(current)
+            .min(current);
+        Self {
+            me,
+            my_dc: my_dc.to_string(),
+            members: view.members.clone(),
+            history,
+            settled,
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.history.len() as u64 - 1
+    }
+
+    pub fn current(&self) -> &Placement {
+        &self.history[self.history.len() - 1]
+    }
+
+    pub fn at(&self, epoch: u64) -> &Placement {
+        let i = (epoch as usize).min(self.history.len() - 1);
+        &self.history[i]
+    }
+
+    pub fn alive(&self, node: &ActorId) -> bool {
+        *node == self.me || self.members.get(node).is_some_and(|m| m.alive)
+    }
+
+    pub fn grpc_of(&self, node: &ActorId) -> Option<&str> {
+        self.members.get(node).map(|m| m.meta.grpc.as_str())
+    }
+
+    /// Members that own data in `dc` now.
+    pub fn dc_size(&self, dc: &str) -> usize {
+        self.current().members().filter(|m| m.dc == dc).count()
+    }
+
+    /// Datacenters a keyspace lives in, with its factor there (capped at the DC's size).
+    pub fn factors(&self, ks: &KeyspaceSpec) -> Vec<(String, usize)> {
+        let dcs: Vec<String> = self.current().dcs().map(str::to_string).collect();
+        dcs.into_iter()
+            .filter_map(|dc| {
+                let rf = if ks.replication.is_empty() {
+                    DEFAULT_REPLICATION as usize
+                } else {
+                    *ks.replication.get(&dc)? as usize
+                };
+                let rf = rf.min(self.dc_size(&dc)).min(MAX_REPLICAS_PER_DC);
+                (rf > 0).then_some((dc, rf))
+            })
+            .collect()
+    }
+
+    /// The key's replicas per DC (the union of owners while partitions move), with liveness
+    /// and the live non-replicas that can stand in for a down one.
+    pub fn replicas(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<DcReplicas> {
+        let mut out = Vec::new();
+        for (dc, rf) in self.factors(ks) {
+            let mut nodes: Vec<ActorId> = Vec::new();
+            for epoch in self.settled..=self.epoch() {
+                for n in self.at(epoch).owners(&dc, partition, rf) {
+                    let departed = self
+                        .members
+                        .get(&n)
+                        .is_some_and(|m| m.meta.status == Status::Left);
+                    if !departed && !nodes.contains(&n) {
+                        nodes.push(n);
+                    }
+                }
+            }
+            // Stand-ins: the rest of the preference list first, then anyone else in the DC.
+            let mut spares: Vec<ActorId> = self
+                .current()
+                .owners(&dc, partition, MAX_REPLICAS_PER_DC)
+                .into_iter()
+                .chain(
+                    self.current()
+                        .members()
+                        .filter(|m| m.dc == dc)
+                        .map(|m| m.id),
+                )
+                .filter(|n| !nodes.contains(n) && self.alive(n))
+                .collect();
+            dedup_keep_order(&mut spares);
+            out.push(DcReplicas {
+                dc,
+                replicas: nodes
+                    .into_iter()
+                    .map(|node| Slot {
+                        node,
+                        alive: self.alive(&node),
+                    })
+                    .collect(),
+                spares,
+            });
+        }
+        out
+    }
+
+    /// Partitions this node must hold in its DC now but did not hold at `since`: what it has
+    /// to stream in. With the sources to stream each from (earlier owners in the same DC).
+    pub fn gained(&self, since: u64) -> Vec<(u16, Vec<ActorId>)> {
+        let current = self.current();
+        let mut out = Vec::new();
+        let before = self.at(since);
+        for p in current.partitions_of(&self.me, MAX_REPLICAS_PER_DC) {
+            if since > 0
+                && before
+                    .owners(&self.my_dc, p, MAX_REPLICAS_PER_DC)
+                    .contains(&self.me)
+            {
+                continue;
+            }
+            let mut sources = Vec::new();
+            for e in since..=self.epoch() {
+                for n in self.at(e).owners(&self.my_dc, p, MAX_REPLICAS_PER_DC) {
+                    let departed = self
+                        .members
+                        .get(&n)
+                        .is_some_and(|m| m.meta.status == Status::Left);
+                    if n != self.me && !departed && !sources.contains(&n) {
+                        sources.push(n);
+                    }
+                }
+            }
+            out.push((p, sources));
+        }
+        out
+    }
+}
+
+fn dedup_keep_order(v: &mut Vec<ActorId>) {
+    let mut seen = Vec::with_capacity(v.len());
+    v.retain(|n| {
+        if seen.contains(n) {
+            false
+        } else {
+            seen.push(*n);
+            true
+        }
+    });
+}
+
+/// Membership changes in the order every node folds them.
+fn changes(view: &ClusterView) -> Vec<Change> {
+    let mut events: Vec<(u64, u8, ActorId, Change)> = Vec::new();
+    for m in view.members.values() {
+        let meta = &m.meta;
+        events.push((
+            meta.joined_at,
+            0,
+            meta.id,
+            Change::Join(Member {
+                id: meta.id,
+                dc: meta.dc.clone(),
+                rack: meta.rack.clone(),
+                capacity: meta.capacity.max(1),
+            }),
+        ));
+        if meta.status != Status::Up {
+            events.push((meta.left_at, 1, meta.id, Change::Leave(meta.id)));
+        }
+    }
+    events.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    events.into_iter().map(|e| e.3).collect()
+}
+
+fn same_changes(previous: &Topology, changes: &[Change]) -> bool {
+    // The fold is deterministic, so equal change lists give equal histories.
+    let prev_view = ClusterView {
+        members: previous.members.clone(),
+        keyspaces: BTreeMap::new(),
+    };
+    self::changes(&prev_view) == changes
+}
+
+/// Placement after each change that altered it; index = epoch.
+fn fold(changes: &[Change]) -> Vec<Arc<Placement>> {
+    let mut history = vec![Arc::new(Placement::empty())];
+    for change in changes {
+        let Some(last) = history.last() else {
+            break;
+        };
+        let next = last.apply(change);
+        if next.epoch() != last.epoch() {
+            history.push(Arc::new(next));
+        }
+    }
+    history
+}
