@@ -294,8 +294,9 @@ impl Cluster {
                 (dc, 0, 0, 1)
             }
             Step::KeepHint { target, dc } => {
+                // Planned for a down replica: never counted as a possible acknowledgement.
                 self.keep_hint(target, &state);
-                (dc, 0, 0, 1)
+                (dc, 0, 0, 0)
             }
             Step::Relay { dc, via, wait_for } => {
                 let replicas: Vec<ActorId> = dcs

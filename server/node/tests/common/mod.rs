@@ -16,6 +16,8 @@ pub struct Node {
     child: Child,
     pub grpc: String,
     pub http: String,
+    pub gossip: String,
+    pub node_id: String,
     pub data_dir: PathBuf,
 }
 
@@ -25,11 +27,18 @@ impl Node {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meridian"));
+        cmd.arg("server").arg("--data-dir").arg(data_dir);
+        for (flag, default) in [
+            ("--grpc-addr", "127.0.0.1:0"),
+            ("--http-addr", "127.0.0.1:0"),
+            ("--gossip-addr", "127.0.0.1:0"),
+        ] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, default]);
+            }
+        }
+        let mut child = cmd
             .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
@@ -61,6 +70,8 @@ impl Node {
         Node {
             grpc: field("grpc"),
             http: field("http"),
+            gossip: field("gossip"),
+            node_id: field("node_id").replace('-', ""),
             data_dir: data_dir.to_path_buf(),
             child,
         }
@@ -101,5 +112,228 @@ where
         }
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Failure-detector and timeout settings for tests: a dead node is marked down in about a
+/// second, and a peer that does not answer is given up on quickly.
+pub const TEST_CLUSTER_FLAGS: &[&str] = &[
+    "--gossip-interval-ms",
+    "100",
+    "--phi-threshold",
+    "6",
+    "--peer-timeout-ms",
+    "1500",
+];
+
+/// Cluster tests share ports, CPU and the failure detector's patience: run them one at a time.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A cluster of real processes on `127.0.<net>.<n>`, each with its own data directory.
+pub struct TestCluster {
+    pub nodes: Vec<Option<Node>>,
+    pub layout: Vec<(String, String, u32)>,
+    dirs: Vec<tempfile::TempDir>,
+    net: u8,
+    /// Node ids by index (stable across restarts: they live in the data directory).
+    pub ids: Vec<String>,
+}
+
+impl TestCluster {
+    /// `layout`: (dc, rack, capacity) per node. Every node seeds from the first one.
+    pub fn start(net: u8, layout: &[(&str, &str, u32)]) -> TestCluster {
+        let mut c = TestCluster {
+            nodes: Vec::new(),
+            layout: layout
+                .iter()
+                .map(|(d, r, cap)| (d.to_string(), r.to_string(), *cap))
+                .collect(),
+            dirs: Vec::new(),
+            net,
+            ids: Vec::new(),
+        };
+        for i in 0..layout.len() {
+            c.dirs.push(tempfile::tempdir().expect("tempdir"));
+            let node = c.spawn(i);
+            c.ids.push(node.node_id.clone());
+            c.nodes.push(Some(node));
+        }
+        c
+    }
+
+    /// Adds a node (a join) and returns its index.
+    pub fn add(&mut self, dc: &str, rack: &str, capacity: u32) -> usize {
+        self.layout.push((dc.into(), rack.into(), capacity));
+        self.dirs.push(tempfile::tempdir().expect("tempdir"));
+        let i = self.layout.len() - 1;
+        let node = self.spawn(i);
+        self.ids.push(node.node_id.clone());
+        self.nodes.push(Some(node));
+        i
+    }
+
+    fn spawn(&self, i: usize) -> Node {
+        let ip = format!("127.0.{}.{}", self.net, i + 1);
+        let (dc, rack, cap) = &self.layout[i];
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, n)| n.as_ref().map(|n| n.gossip.clone()))
+            .collect();
+        let grpc = format!("{ip}:0");
+        let http = format!("{ip}:0");
+        let gossip = format!("{ip}:0");
+        let cap = cap.to_string();
+        let seeds = seeds.join(",");
+        let mut args: Vec<&str> = vec![
+            "--grpc-addr",
+            &grpc,
+            "--http-addr",
+            &http,
+            "--gossip-addr",
+            &gossip,
+            "--dc",
+            dc,
+            "--rack",
+            rack,
+            "--capacity",
+            &cap,
+        ];
+        if !seeds.is_empty() {
+            args.extend(["--seeds", &seeds]);
+        }
+        args.extend(TEST_CLUSTER_FLAGS);
+        Node::start_with(self.dirs[i].path(), &args)
+    }
+
+    pub fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.kill9();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let node = self.spawn(i);
+        self.nodes[i] = Some(node);
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
+    }
+
+    pub async fn admin(
+        &self,
+        i: usize,
+    ) -> meridian_sdk::proto::admin_client::AdminClient<tonic::transport::Channel> {
+        meridian_sdk::proto::admin_client::AdminClient::connect(self.node(i).grpc.clone())
+            .await
+            .expect("admin connect")
+    }
+
+    pub async fn topology(&self, i: usize) -> Option<meridian_sdk::proto::TopologyResponse> {
+        let mut c =
+            meridian_sdk::proto::admin_client::AdminClient::connect(self.node(i).grpc.clone())
+                .await
+                .ok()?;
+        Some(
+            c.topology(meridian_sdk::proto::TopologyRequest {})
+                .await
+                .ok()?
+                .into_inner(),
+        )
+    }
+
+    /// Waits until every running node sees every running node up, every killed node down,
+    /// the same epoch, and every member caught up with it.
+    pub async fn converged(&self) {
+        let running: Vec<String> = self.running().map(|(i, _)| self.ids[i].clone()).collect();
+        eventually(Duration::from_secs(90), "cluster convergence", || async {
+            let mut epoch = None;
+            for (i, _) in self.running() {
+                let t = self.topology(i).await?;
+                if *epoch.get_or_insert(t.epoch) != t.epoch {
+                    return None;
+                }
+                for m in &t.members {
+                    let want_up = running.contains(&m.node_id);
+                    if m.state == "left" {
+                        continue;
+                    }
+                    if want_up != (m.state == "up") {
+                        return None;
+                    }
+                    if want_up && m.synced_epoch < t.epoch {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        })
+        .await
+    }
+
+    /// Waits until node `observer` sees node `target` as down.
+    pub async fn sees_down(&self, observer: usize, target: usize) {
+        let id = self.ids[target].clone();
+        eventually(Duration::from_secs(60), "node marked down", || async {
+            let t = self.topology(observer).await?;
+            t.members
+                .iter()
+                .any(|m| m.node_id == id && m.state == "down")
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Total hints queued on running nodes.
+    pub async fn hints_total(&self) -> u64 {
+        let mut total = 0;
+        for (_, n) in self.running() {
+            if let Ok(mut c) =
+                meridian_sdk::proto::admin_client::AdminClient::connect(n.grpc.clone()).await
+                && let Ok(h) = c.hints(meridian_sdk::proto::HintsRequest {}).await
+            {
+                total += h.into_inner().queues.iter().map(|q| q.count).sum::<u64>();
+            }
+        }
+        total
+    }
+
+    /// Each running replica's canonical state of a key (node id → bytes).
+    pub async fn replica_states(&self, keyspace: &str, key: &str) -> Vec<(String, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        for (_, n) in self.running() {
+            let mut c = meridian_sdk::proto::admin_client::AdminClient::connect(n.grpc.clone())
+                .await
+                .expect("admin");
+            let r = c
+                .inspect(meridian_sdk::proto::InspectRequest {
+                    keyspace: keyspace.into(),
+                    key: key.as_bytes().to_vec().into(),
+                })
+                .await
+                .expect("inspect")
+                .into_inner();
+            if r.replica {
+                out.push((r.node_id, r.replicated.to_vec(), r.present));
+            }
+        }
+        out
     }
 }

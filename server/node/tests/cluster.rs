@@ -1,0 +1,408 @@
+//! Cluster behaviour with real `meridian` processes on loopback: replication across
+//! datacenters, sloppy quorum and hinted handoff, a whole datacenter lost, siblings from both
+//! datacenters, and join/decommission under load. One test at a time (see `serial`), each
+//! with its own 127.0.N.0/24 and bounded waits.
+
+mod common;
+
+use common::{TestCluster, eventually, serial};
+use meridian_sdk::{Client, Consistency, ErrorCode, ReadOptions, WriteOptions, proto as pb};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn two_dcs() -> Vec<(&'static str, &'static str, u32)> {
+    vec![
+        ("dc1", "r1", 1),
+        ("dc1", "r2", 1),
+        ("dc1", "r3", 1),
+        ("dc2", "r1", 1),
+        ("dc2", "r2", 1),
+        ("dc2", "r3", 1),
+    ]
+}
+
+async fn client(c: &TestCluster, i: usize) -> Client {
+    Client::builder([c.node(i).grpc.clone()])
+        .timeout(Duration::from_secs(10))
+        .retries(0)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn w(level: Consistency) -> WriteOptions {
+    WriteOptions {
+        consistency: Some(level),
+        ..Default::default()
+    }
+}
+
+fn r(level: Consistency) -> ReadOptions {
+    ReadOptions {
+        consistency: Some(level),
+        ..Default::default()
+    }
+}
+
+/// Creates keyspace `demo` {dc1 = 3, dc2 = 3} and waits until every running node knows it.
+async fn create_demo(c: &TestCluster, replication: &[(&str, u32)]) {
+    let mut admin = c.admin(0).await;
+    admin
+        .create_keyspace(pb::CreateKeyspaceRequest {
+            spec: Some(pb::KeyspaceSpec {
+                name: "demo".into(),
+                replication: replication
+                    .iter()
+                    .map(|(d, n)| (d.to_string(), *n))
+                    .collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create keyspace");
+    for (i, _) in c.running() {
+        eventually(DEADLINE, "keyspace gossiped to every node", || async {
+            let mut a = c.admin(i).await;
+            a.describe_keyspace(pb::DescribeKeyspaceRequest {
+                name: "demo".into(),
+            })
+            .await
+            .ok()
+            .map(|_| ())
+        })
+        .await;
+    }
+}
+
+/// Every running replica of `key` holds the same state.
+async fn replicas_agree(c: &TestCluster, key: &str, expected_replicas: usize) -> bool {
+    let states = c.replica_states("demo", key).await;
+    states.len() == expected_replicas
+        && states
+            .iter()
+            .all(|(_, bytes, present)| *present && *bytes == states[0].1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_quorum_write_in_dc1_is_visible_to_local_quorum_reads_in_dc2() {
+    let _serial = serial();
+    let c = TestCluster::start(11, &two_dcs());
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
+
+    let dc1 = client(&c, 0).await;
+    dc1.put_with(
+        "demo",
+        "cart:1",
+        "apples",
+        None,
+        &w(Consistency::LocalQuorum),
+    )
+    .await
+    .expect("LOCAL_QUORUM write in dc1");
+    let dc2 = client(&c, 4).await;
+    let got = eventually(DEADLINE, "the write to reach dc2", || async {
+        let g = dc2
+            .get_with("demo", "cart:1", &r(Consistency::LocalQuorum))
+            .await
+            .ok()?;
+        g.is_found().then_some(g)
+    })
+    .await;
+    assert_eq!(got.values, vec![bytes::Bytes::from("apples")]);
+    // And every one of the six replicas ends with the same state.
+    eventually(DEADLINE, "all six replicas to agree", || async {
+        replicas_agree(&c, "cart:1", 6).await.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_gets_its_writes_through_hints_when_it_returns() {
+    let _serial = serial();
+    let mut c = TestCluster::start(12, &two_dcs());
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
+
+    c.kill(2);
+    c.sees_down(0, 2).await;
+    c.sees_down(1, 2).await;
+    let dc1 = client(&c, 0).await;
+    for k in 0..40 {
+        dc1.put_with(
+            "demo",
+            format!("k{k}"),
+            format!("v{k}"),
+            None,
+            &w(Consistency::LocalQuorum),
+        )
+        .await
+        .expect("LOCAL_QUORUM write with one dc1 node down");
+        let g = dc1
+            .get_with("demo", format!("k{k}"), &r(Consistency::LocalQuorum))
+            .await
+            .expect("LOCAL_QUORUM read with one dc1 node down");
+        assert_eq!(g.values.len(), 1);
+    }
+    // dc1 has no spare node (all three are replicas), so the coordinators keep the hints.
+    let queued = c.hints_total().await;
+    assert!(
+        queued >= 40,
+        "expected hints for the down node, found {queued}"
+    );
+
+    c.restart(2);
+    eventually(DEADLINE, "hints to drain", || async {
+        (c.hints_total().await == 0).then_some(())
+    })
+    .await;
+    for k in 0..40 {
+        let key = format!("k{k}");
+        eventually(DEADLINE, "replicas to match after handoff", || async {
+            replicas_agree(&c, &key, 6).await.then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_survive_a_restart_of_the_node_holding_them() {
+    let _serial = serial();
+    let mut c = TestCluster::start(13, &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)]);
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3)]).await;
+
+    c.kill(2);
+    c.sees_down(0, 2).await;
+    let coordinator = client(&c, 0).await;
+    for k in 0..20 {
+        coordinator
+            .put_with(
+                "demo",
+                format!("h{k}"),
+                "x",
+                None,
+                &w(Consistency::LocalQuorum),
+            )
+            .await
+            .expect("write with one node down");
+    }
+    let mut admin = c.admin(0).await;
+    let before: u64 = admin
+        .hints(pb::HintsRequest {})
+        .await
+        .expect("hints")
+        .into_inner()
+        .queues
+        .iter()
+        .map(|q| q.count)
+        .sum();
+    assert!(before >= 20, "node 0 should hold hints, holds {before}");
+
+    // The holder restarts (kill -9) while the target is still down.
+    c.restart(0);
+    let mut admin = c.admin(0).await;
+    let after: u64 = admin
+        .hints(pb::HintsRequest {})
+        .await
+        .expect("hints")
+        .into_inner()
+        .queues
+        .iter()
+        .map(|q| q.count)
+        .sum();
+    assert_eq!(after, before, "hints must survive the holder's restart");
+
+    c.restart(2);
+    eventually(DEADLINE, "hints to drain", || async {
+        (c.hints_total().await == 0).then_some(())
+    })
+    .await;
+    for k in 0..20 {
+        let key = format!("h{k}");
+        eventually(
+            DEADLINE,
+            "the returned node to hold every hinted write",
+            || async { replicas_agree(&c, &key, 3).await.then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_whole_dc_keeps_local_quorum_and_fails_each_quorum_clearly() {
+    let _serial = serial();
+    let mut c = TestCluster::start(14, &two_dcs());
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
+
+    for i in 3..6 {
+        c.kill(i);
+    }
+    for i in 3..6 {
+        c.sees_down(0, i).await;
+    }
+    let dc1 = client(&c, 1).await;
+    dc1.put_with("demo", "k", "v", None, &w(Consistency::LocalQuorum))
+        .await
+        .expect("LOCAL_QUORUM write survives losing dc2");
+    let g = dc1
+        .get_with("demo", "k", &r(Consistency::LocalQuorum))
+        .await
+        .expect("LOCAL_QUORUM read survives losing dc2");
+    assert_eq!(g.values, vec![bytes::Bytes::from("v")]);
+
+    let err = dc1
+        .put_with("demo", "k2", "v", None, &w(Consistency::EachQuorum))
+        .await
+        .expect_err("EACH_QUORUM cannot succeed without dc2");
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("EACH_QUORUM") && msg.contains("dc2"), "{msg}");
+    assert!(
+        msg.contains("reachable"),
+        "the error names what was reachable: {msg}"
+    );
+    let err = dc1
+        .get_with("demo", "k", &r(Consistency::EachQuorum))
+        .await
+        .expect_err("EACH_QUORUM read cannot succeed without dc2");
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_blind_writes_in_both_dcs_become_siblings_everywhere() {
+    let _serial = serial();
+    let c = TestCluster::start(15, &two_dcs());
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
+
+    let dc1 = client(&c, 0).await;
+    let dc2 = client(&c, 3).await;
+    let one = w(Consistency::LocalOne);
+    let (a, b) = tokio::join!(
+        dc1.put_with("demo", "profile", "from-dc1", None, &one),
+        dc2.put_with("demo", "profile", "from-dc2", None, &one),
+    );
+    a.expect("dc1 write");
+    b.expect("dc2 write");
+    for (i, _) in c.running() {
+        let cl = client(&c, i).await;
+        let got = eventually(DEADLINE, "both siblings on every node's reads", || async {
+            let g = cl
+                .get_with("demo", "profile", &r(Consistency::LocalQuorum))
+                .await
+                .ok()?;
+            (g.values.len() == 2).then_some(g)
+        })
+        .await;
+        let mut vals: Vec<_> = got.values.iter().map(|v| v.to_vec()).collect();
+        vals.sort();
+        assert_eq!(vals, vec![b"from-dc1".to_vec(), b"from-dc2".to_vec()]);
+    }
+    eventually(DEADLINE, "all replicas to agree", || async {
+        replicas_agree(&c, "profile", 6).await.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
+    let _serial = serial();
+    let mut c = TestCluster::start(16, &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)]);
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3)]).await;
+
+    // Writers on two nodes that stay, recording every acknowledged write.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w_id, node) in [(0usize, 0usize), (1, 1)] {
+        let cl = client(&c, node).await;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = BTreeMap::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("w{w_id}-{n}");
+                let val = format!("{n}");
+                if cl
+                    .put_with(
+                        "demo",
+                        &key,
+                        val.clone(),
+                        None,
+                        &w(Consistency::LocalQuorum),
+                    )
+                    .await
+                    .is_ok()
+                {
+                    acked.insert(key, val);
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Join: a fourth node takes over a share of the partitions.
+    let joined = c.add("dc1", "r4", 1);
+    c.converged().await;
+    let t = c.topology(0).await.expect("topology");
+    let member = t
+        .members
+        .iter()
+        .find(|m| m.node_id == c.ids[joined])
+        .expect("joined node is a member");
+    assert!(member.partitions > 0, "the new node owns partitions");
+
+    // Decommission node 2 with the CLI, as an operator would.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args([
+            "admin",
+            "decommission",
+            "--endpoint",
+            &c.node(0).grpc,
+            &c.ids[2],
+        ])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("decommission finishes in time")
+        .expect("run meridian admin decommission");
+    assert!(
+        out.status.success(),
+        "decommission failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    assert!(
+        acked.len() > 50,
+        "the load generator wrote too little: {}",
+        acked.len()
+    );
+    c.kill(2);
+    let reader = client(&c, 3).await;
+    for (key, val) in &acked {
+        let g = reader
+            .get_with("demo", key, &r(Consistency::All))
+            .await
+            .unwrap_or_else(|e| panic!("ALL read of {key} failed: {e}"));
+        assert_eq!(g.values, vec![bytes::Bytes::from(val.clone())], "key {key}");
+    }
+    let t = c.topology(0).await.expect("topology");
+    let left = t
+        .members
+        .iter()
+        .find(|m| m.node_id == c.ids[2])
+        .expect("member");
+    assert_eq!(left.state, "left");
+    assert_eq!(left.partitions, 0);
+}
