@@ -1,11 +1,11 @@
 //! `meridian server`: opens storage, builds the engine, serves gRPC and HTTP until Ctrl-C or
 //! SIGTERM, then shuts down cleanly (RocksDB is closed when the last handle drops).
 
-use crate::cluster::Cluster;
 use crate::cluster::hints::Hints;
 use crate::cluster::membership::{self, Membership, NodeMeta, Status};
 use crate::cluster::peer_service::PeerService;
 use crate::cluster::peers::Peers;
+use crate::cluster::{Cluster, Settings};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::grpc::admin::{AdminService, NodeFacts};
@@ -94,11 +94,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         hints,
         peers,
         meta,
-        cfg.cluster.strict_quorum,
-        cfg.cluster
-            .seeds
-            .iter()
-            .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr)),
+        Settings {
+            strict: cfg.cluster.strict_quorum,
+            expects_peers: cfg
+                .cluster
+                .seeds
+                .iter()
+                .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr)),
+        },
     );
     cluster.spawn_tasks();
 
@@ -205,7 +208,7 @@ pub async fn serve_grpc<H: Handler>(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(kv)
-        .add_optional_service(admin.map(|a| pb::admin_server::AdminServer::new(a)))
+        .add_optional_service(admin.map(pb::admin_server::AdminServer::new))
         .add_optional_service(peer.map(|p| {
             pb::peer_server::PeerServer::new(p)
                 .max_decoding_message_size(64 << 20)

@@ -87,7 +87,7 @@ async fn replicas_agree(c: &TestCluster, key: &str, expected_replicas: usize) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_quorum_write_in_dc1_is_visible_to_local_quorum_reads_in_dc2() {
-    let _serial = serial();
+    let _serial = serial().await;
     let c = TestCluster::start(11, &two_dcs());
     c.converged().await;
     create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
@@ -121,7 +121,7 @@ async fn local_quorum_write_in_dc1_is_visible_to_local_quorum_reads_in_dc2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_gets_its_writes_through_hints_when_it_returns() {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut c = TestCluster::start(12, &two_dcs());
     c.converged().await;
     create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
@@ -169,7 +169,7 @@ async fn a_killed_node_gets_its_writes_through_hints_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hints_survive_a_restart_of_the_node_holding_them() {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut c = TestCluster::start(13, &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)]);
     c.converged().await;
     create_demo(&c, &[("dc1", 3)]).await;
@@ -233,7 +233,7 @@ async fn hints_survive_a_restart_of_the_node_holding_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_whole_dc_keeps_local_quorum_and_fails_each_quorum_clearly() {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut c = TestCluster::start(14, &two_dcs());
     c.converged().await;
     create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
@@ -274,7 +274,7 @@ async fn losing_a_whole_dc_keeps_local_quorum_and_fails_each_quorum_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_blind_writes_in_both_dcs_become_siblings_everywhere() {
-    let _serial = serial();
+    let _serial = serial().await;
     let c = TestCluster::start(15, &two_dcs());
     c.converged().await;
     create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
@@ -310,7 +310,7 @@ async fn concurrent_blind_writes_in_both_dcs_become_siblings_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut c = TestCluster::start(16, &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)]);
     c.converged().await;
     create_demo(&c, &[("dc1", 3)]).await;

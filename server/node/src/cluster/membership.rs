@@ -271,10 +271,7 @@ async fn snapshot(
         }
         gossiped.extend(newest.into_values().map(|(_, meta, alive)| (meta, alive)));
     }
-    let updates = gone
-        .into_iter()
-        .map(|m| (m, false))
-        .chain(gossiped.into_iter().map(|(m, a)| (m, a)));
+    let updates = gone.into_iter().map(|m| (m, false)).chain(gossiped);
     for (meta, alive) in updates {
         let entry = view.members.entry(meta.id).or_insert(MemberState {
             meta: meta.clone(),

@@ -22,6 +22,13 @@ use peers::Peers;
 use std::sync::{Arc, Mutex, RwLock};
 use topology::Topology;
 
+/// Behaviour switches from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub strict: bool,
+    pub expects_peers: bool,
+}
+
 pub struct Cluster {
     pub me: ActorId,
     pub my_dc: String,
@@ -48,8 +55,7 @@ impl Cluster {
         hints: Hints,
         peers: Peers,
         meta: NodeMeta,
-        strict: bool,
-        expects_peers: bool,
+        settings: Settings,
     ) -> Arc<Self> {
         let view = membership.watch().borrow().clone();
         let topo = Topology::build(meta.id, &meta.dc, &view, None);
@@ -62,8 +68,8 @@ impl Cluster {
             peers,
             hints,
             membership,
-            strict,
-            expects_peers,
+            strict: settings.strict,
+            expects_peers: settings.expects_peers,
             topology: RwLock::new(Arc::new(topo)),
             meta: Mutex::new(meta),
             stop,

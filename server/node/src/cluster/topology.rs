@@ -210,7 +210,7 @@ fn changes(view: &ClusterView) -> Vec<Change> {
             events.push((meta.left_at, 1, meta.id, Change::Leave(meta.id)));
         }
     }
-    events.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    events.sort_by_key(|e| (e.0, e.1, e.2));
     events.into_iter().map(|e| e.3).collect()
 }
 

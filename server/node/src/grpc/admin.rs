@@ -158,7 +158,7 @@ impl pb::admin_server::Admin for AdminService {
         }
         Ok(Response::new(pb::TopologyResponse {
             epoch: topo.epoch(),
-            partitions: meridian_core::partition::PARTITIONS as u32,
+            partitions: meridian_core::partition::PARTITIONS,
             members,
             datacenters,
             node_id: self.cluster.me.to_string(),

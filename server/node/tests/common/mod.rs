@@ -127,12 +127,10 @@ pub const TEST_CLUSTER_FLAGS: &[&str] = &[
 ];
 
 /// Cluster tests share ports, CPU and the failure detector's patience: run them one at a time.
-pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// A cluster of real processes on `127.0.<net>.<n>`, each with its own data directory.
