@@ -4,13 +4,14 @@ use crate::context::Context;
 use crate::error::{Error, ErrorCode, Result};
 use crate::options::{Consistency, ReadOptions, ValueKind, WriteOptions};
 use crate::resolver::Resolver;
+use crate::routing::RoutingTable;
 use crate::stream::MuxStream;
 use bytes::Bytes;
 use meridian_proto::v1 as pb;
 use meridian_proto::v1::admin_client::AdminClient;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -51,6 +52,9 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     retries: usize,
+    local_dc: Option<String>,
+    routing: bool,
+    topology_refresh: Duration,
 }
 
 impl ClientBuilder {
@@ -62,6 +66,9 @@ impl ClientBuilder {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             retries: 2,
+            local_dc: None,
+            routing: true,
+            topology_refresh: Duration::from_secs(5),
         }
     }
 
@@ -94,6 +101,27 @@ impl ClientBuilder {
         self
     }
 
+    /// The datacenter this client runs in: requests go to replicas there first, and only
+    /// fail over to other datacenters when none is reachable. Default: the DC of the first
+    /// endpoint that answers.
+    pub fn local_dc(mut self, dc: impl Into<String>) -> Self {
+        self.local_dc = Some(dc.into());
+        self
+    }
+
+    /// Route each request to a replica of its key using the cluster topology (default on).
+    /// Off: requests go to the given endpoints only.
+    pub fn routing(mut self, on: bool) -> Self {
+        self.routing = on;
+        self
+    }
+
+    /// How often the topology is refreshed (default 5 s).
+    pub fn topology_refresh(mut self, every: Duration) -> Self {
+        self.topology_refresh = every;
+        self
+    }
+
     /// Opens the first stream, so a wrong address fails here rather than on first use.
     pub async fn connect(self) -> Result<Client> {
         if self.endpoints.is_empty() {
@@ -101,40 +129,28 @@ impl ClientBuilder {
         }
         let mut nodes = Vec::new();
         for url in &self.endpoints {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| {
-                    Error::new(
-                        ErrorCode::InvalidArgument,
-                        format!("bad endpoint {url:?}: {e}"),
-                    )
-                })?
-                .connect_timeout(self.connect_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_while_idle(true);
-            let channel = endpoint.connect_lazy();
-            let streams = (0..self.streams_per_endpoint)
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect();
-            nodes.push(Node {
-                url: url.clone(),
-                channel,
-                streams,
-            });
+            nodes.push(Arc::new(Node::new(url, &self)?));
         }
         let client = Client {
             inner: Arc::new(Inner {
                 nodes,
                 active: AtomicUsize::new(0),
                 next_stream: AtomicUsize::new(0),
+                routed: Mutex::new(HashMap::new()),
+                table: RwLock::new(None),
+                local_dc: RwLock::new(self.local_dc.clone()),
                 options: self,
             }),
         };
         let mut last = None;
         for i in 0..client.inner.nodes.len() {
-            match client.stream_on(i, 0).await {
+            match client.stream_on(&client.inner.nodes[i], 0).await {
                 Ok(_) => {
                     client.inner.active.store(i, Ordering::Relaxed);
+                    if client.inner.options.routing {
+                        client.refresh_topology().await;
+                        spawn_refresher(Arc::downgrade(&client.inner));
+                    }
                     return Ok(client);
                 }
                 Err(e) => last = Some(e),
@@ -150,8 +166,53 @@ struct Node {
     streams: Vec<tokio::sync::Mutex<Option<Arc<MuxStream>>>>,
 }
 
+impl Node {
+    fn new(url: &str, opts: &ClientBuilder) -> Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("bad endpoint {url:?}: {e}"),
+                )
+            })?
+            .connect_timeout(opts.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        Ok(Node {
+            url: url.to_string(),
+            channel: endpoint.connect_lazy(),
+            streams: (0..opts.streams_per_endpoint)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+        })
+    }
+}
+
+/// Refreshes the topology in the background for as long as the client lives.
+fn spawn_refresher(inner: Weak<Inner>) {
+    tokio::spawn(async move {
+        loop {
+            let every = match inner.upgrade() {
+                Some(i) => i.options.topology_refresh,
+                None => return,
+            };
+            tokio::time::sleep(every).await;
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            Client { inner }.refresh_topology().await;
+        }
+    });
+}
+
 struct Inner {
-    nodes: Vec<Node>,
+    /// The endpoints the client was given.
+    nodes: Vec<Arc<Node>>,
+    /// Nodes learned from the topology, by gRPC URL.
+    routed: Mutex<HashMap<String, Arc<Node>>>,
+    table: RwLock<Option<Arc<RoutingTable>>>,
+    local_dc: RwLock<Option<String>>,
     /// The endpoint requests go to; moves on when it becomes unreachable.
     active: AtomicUsize,
     next_stream: AtomicUsize,
@@ -386,6 +447,91 @@ impl Client {
             .into_inner())
     }
 
+    /// Fetches the topology from the first endpoint that answers. Failures keep the old
+    /// table (or none: requests then go to the given endpoints).
+    async fn refresh_topology(&self) {
+        let n = self.inner.nodes.len();
+        let start = self.inner.active.load(Ordering::Relaxed);
+        for k in 0..n {
+            let node = &self.inner.nodes[(start + k) % n];
+            let mut admin = AdminClient::new(node.channel.clone());
+            let Ok(resp) = admin.topology(pb::TopologyRequest {}).await else {
+                continue;
+            };
+            let resp = resp.into_inner();
+            let answering_dc = resp
+                .members
+                .iter()
+                .find(|m| m.node_id == resp.node_id)
+                .map(|m| m.datacenter.clone());
+            if let Some(table) = RoutingTable::from_proto(resp) {
+                let mut dc = self
+                    .inner
+                    .local_dc
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if dc.is_none() {
+                    *dc = answering_dc;
+                }
+                *self
+                    .inner
+                    .table
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(table));
+            }
+            return;
+        }
+    }
+
+    /// The topology epoch the client routes by, if it has one.
+    pub fn topology_epoch(&self) -> Option<u64> {
+        self.inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|t| t.epoch)
+    }
+
+    fn candidates(&self, op: &pb::operation::Op) -> Vec<String> {
+        use pb::operation::Op;
+        let (keyspace, key) = match op {
+            Op::Get(g) => (&g.keyspace, &g.key),
+            Op::Put(p) => (&p.keyspace, &p.key),
+            Op::Delete(d) => (&d.keyspace, &d.key),
+        };
+        let table = self
+            .inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(table) = table else {
+            return Vec::new();
+        };
+        let dc = self
+            .inner
+            .local_dc
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        table.candidates(dc.as_deref(), keyspace, key)
+    }
+
+    fn routed_node(&self, url: &str) -> Result<Arc<Node>> {
+        let mut map = self
+            .inner
+            .routed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get(url) {
+            return Ok(n.clone());
+        }
+        let node = Arc::new(Node::new(url, &self.inner.options)?);
+        map.insert(url.to_string(), node.clone());
+        Ok(node)
+    }
+
     fn admin(&self) -> AdminClient<Channel> {
         let i = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
         AdminClient::new(self.inner.nodes[i].channel.clone())
@@ -409,12 +555,19 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<pb::OperationResult> {
         let timeout = timeout.unwrap_or(self.inner.options.timeout);
+        let candidates = self.candidates(&op);
         let operation = pb::Operation { op: Some(op) };
         let mut attempt = 0;
         loop {
             let node = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
+            // Routed: the next replica candidate on each attempt; otherwise the endpoints.
+            let routed = match candidates.get(attempt % candidates.len().max(1)) {
+                Some(url) => Some(self.routed_node(url)?),
+                None => None,
+            };
             let outcome = async {
-                let stream = self.stream(node).await?;
+                let target = routed.as_ref().unwrap_or(&self.inner.nodes[node]);
+                let stream = self.stream(target).await?;
                 stream.call(operation.clone(), timeout).await
             }
             .await;
@@ -426,6 +579,15 @@ impl Client {
                 return Err(err);
             }
             attempt += 1;
+            if routed.is_some() {
+                // A routed node failed: the topology may be stale.
+                if attempt == 1 {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.refresh_topology().await });
+                }
+                tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+                continue;
+            }
             let _ = self.inner.active.compare_exchange(
                 node,
                 (node + 1) % self.inner.nodes.len(),
@@ -436,14 +598,13 @@ impl Client {
         }
     }
 
-    async fn stream(&self, node: usize) -> Result<Arc<MuxStream>> {
-        let n = self.inner.nodes[node].streams.len();
+    async fn stream(&self, target: &Node) -> Result<Arc<MuxStream>> {
+        let n = target.streams.len();
         let slot = self.inner.next_stream.fetch_add(1, Ordering::Relaxed) % n;
-        self.stream_on(node, slot).await
+        self.stream_on(target, slot).await
     }
 
-    async fn stream_on(&self, node: usize, slot: usize) -> Result<Arc<MuxStream>> {
-        let target = &self.inner.nodes[node];
+    async fn stream_on(&self, target: &Node, slot: usize) -> Result<Arc<MuxStream>> {
         let mut guard = target.streams[slot].lock().await;
         if let Some(s) = guard.as_ref().filter(|s| s.is_alive()) {
             return Ok(s.clone());

@@ -21,6 +21,8 @@ mod options;
 mod resolver;
 mod stream;
 
+mod routing;
+
 pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo};
 pub use context::Context;
 pub use error::{Error, ErrorCode, Result};

@@ -406,3 +406,95 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
     assert_eq!(left.state, "left");
     assert_eq!(left.partitions, 0);
 }
+
+/// Sum of a counter over the running nodes' /metrics.
+async fn metric_sum(c: &TestCluster, name: &str) -> f64 {
+    let mut total = 0.0;
+    for (_, n) in c.running() {
+        let body = reqwest::get(format!("{}/metrics", n.http))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        total += body
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc() {
+    let _serial = serial().await;
+    let mut c = TestCluster::start(17, &two_dcs());
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3), ("dc2", 3)]).await;
+
+    // Given only a dc1 address, a dc2 client learns the topology and writes to dc2 replicas.
+    let cl = Client::builder([c.node(0).grpc.clone()])
+        .local_dc("dc2")
+        .timeout(Duration::from_secs(10))
+        .retries(4)
+        .connect()
+        .await
+        .expect("connect");
+    assert!(
+        cl.topology_epoch().is_some(),
+        "the client fetched the topology"
+    );
+    for k in 0..30 {
+        cl.put_with(
+            "demo",
+            format!("r{k}"),
+            "v",
+            None,
+            &w(Consistency::LocalQuorum),
+        )
+        .await
+        .expect("routed write");
+    }
+    assert_eq!(
+        metric_sum(&c, "meridian_forwarded_writes_total").await,
+        0.0,
+        "routed writes land on a replica and are never forwarded"
+    );
+    let dc2_puts = {
+        let mut t = 0.0;
+        for i in 3..6 {
+            let body = reqwest::get(format!("{}/metrics", c.node(i).http))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("body");
+            t += body
+                .lines()
+                .filter(|l| l.starts_with("meridian_requests_total") && l.contains("op=\"put\""))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        t
+    };
+    assert_eq!(
+        dc2_puts, 30.0,
+        "every write was coordinated in the client's DC"
+    );
+
+    // dc2 goes away: the client fails over to dc1 (ONE can be met there).
+    for i in 3..6 {
+        c.kill(i);
+    }
+    for k in 0..10 {
+        cl.put_with("demo", format!("f{k}"), "v", None, &w(Consistency::One))
+            .await
+            .expect("write fails over to the other DC");
+    }
+    let g = cl
+        .get_with("demo", "f3", &r(Consistency::One))
+        .await
+        .expect("read fails over to the other DC");
+    assert_eq!(g.values, vec![bytes::Bytes::from("v")]);
+}
