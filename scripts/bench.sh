@@ -29,7 +29,7 @@ wait_ready() { # file
   echo "not ready: $1"; exit 1
 }
 
-"$BIN" server --data-dir "$WORK/data" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --log warn \
+"$BIN" server --data-dir "$WORK/data" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 --log warn \
   >"$WORK/node.out" 2>"$WORK/node.log" & PIDS+=($!)
 "$BIN" echo-server --grpc-addr 127.0.0.1:0 >"$WORK/echo.out" 2>&1 & PIDS+=($!)
 REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -156,7 +156,11 @@ mod tests {
         let key = b"some-key";
         let p = partition_of(keyspace_id("demo"), key) as u32;
         let c = t.candidates(Some("dc2"), "demo", key);
-        let first_dc2 = if p.is_multiple_of(2) { "http://d" } else { "http://e" };
+        let first_dc2 = if p.is_multiple_of(2) {
+            "http://d"
+        } else {
+            "http://e"
+        };
         assert_eq!(c[0], first_dc2);
         assert!(
             c[..2].iter().all(|u| u == "http://d" || u == "http://e"),

@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod consistency;
 pub mod context;
+pub mod describe;
 pub mod dvv;
 pub mod error;
 pub mod hlc;

@@ -25,15 +25,10 @@ impl Cluster {
                 if let Ok(local) = self.engine.keyspaces().get(name) {
                     candidates.push((*local).clone());
                 }
-                let Some(winner) = candidates
-                    .iter()
-                    .min_by_key(|s| serde_json::to_string(s).unwrap_or_default())
-                    .cloned()
-                else {
+                let Some((winner, conflict)) = choose(&candidates) else {
                     continue;
                 };
-                if candidates.iter().any(|c| c.kind != winner.kind) && !reported.contains_key(name)
-                {
+                if conflict && !reported.contains_key(name) {
                     reported.insert(name.clone(), true);
                     tracing::error!(
                         keyspace = %name,
@@ -57,5 +52,39 @@ impl Cluster {
                 }
             }
         }
+    }
+}
+
+/// The definition every node settles on, and whether the candidates disagree on the value
+/// kind (which must be reported, never silently mixed). Independent of the order the
+/// candidates arrive in, so every node picks the same one.
+pub fn choose(candidates: &[KeyspaceSpec]) -> Option<(KeyspaceSpec, bool)> {
+    let winner = candidates
+        .iter()
+        .min_by_key(|s| serde_json::to_string(s).unwrap_or_default())?
+        .clone();
+    let conflict = candidates.iter().any(|c| c.kind != winner.kind);
+    Some((winner, conflict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_core::ValueKind;
+
+    #[test]
+    fn every_order_picks_the_same_definition_and_kind_conflicts_are_flagged() {
+        let mut a = KeyspaceSpec::new("carts", ValueKind::Siblings);
+        a.replication.insert("dc1".into(), 3);
+        let mut b = a.clone();
+        b.replication.insert("dc2".into(), 3);
+        let c = KeyspaceSpec::new("carts", ValueKind::Lww);
+        let orders = [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]];
+        let picks: Vec<_> = orders.iter().map(|o| choose(o).expect("pick")).collect();
+        assert_eq!(picks[0], picks[1]);
+        assert!(!picks[0].1, "same kind: no conflict");
+        let (_, conflict) = choose(&[a.clone(), c.clone()]).expect("pick");
+        assert!(conflict, "siblings vs lww must be reported");
+        assert_eq!(choose(&[a.clone(), c.clone()]), choose(&[c, a]));
     }
 }

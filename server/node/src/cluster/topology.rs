@@ -237,3 +237,124 @@ fn fold(changes: &[Change]) -> Vec<Arc<Placement>> {
     }
     history
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::membership::NodeMeta;
+
+    fn id(n: u8) -> ActorId {
+        ActorId([n; 16])
+    }
+
+    fn member(n: u8, joined_at: u64, synced: u64) -> MemberState {
+        MemberState {
+            meta: NodeMeta {
+                id: id(n),
+                dc: "dc1".into(),
+                rack: format!("r{n}"),
+                capacity: 1,
+                grpc: format!("http://n{n}"),
+                http: String::new(),
+                joined_at,
+                status: Status::Up,
+                left_at: 0,
+                synced_epoch: synced,
+            },
+            alive: true,
+        }
+    }
+
+    fn view(members: Vec<MemberState>) -> ClusterView {
+        ClusterView {
+            members: members.into_iter().map(|m| (m.meta.id, m)).collect(),
+            keyspaces: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn joins_fold_in_time_order_whatever_the_ids() {
+        // Node 9 joined first; ids sort the other way.
+        let v = view(vec![member(1, 200, 2), member(9, 100, 2)]);
+        let t = Topology::build(id(1), "dc1", &v, None);
+        assert_eq!(t.epoch(), 2);
+        assert_eq!(
+            t.at(1).members().map(|m| m.id).collect::<Vec<_>>(),
+            vec![id(9)]
+        );
+    }
+
+    #[test]
+    fn while_a_member_streams_writes_reach_old_and_new_owners() {
+        let ks = KeyspaceSpec::new("k", meridian_core::ValueKind::Siblings);
+        let mut spec = ks.clone();
+        spec.replication.insert("dc1".into(), 2);
+        // Three nodes settled at epoch 3, then node 4 joins and has not streamed yet.
+        let settled = view(vec![member(1, 1, 3), member(2, 2, 3), member(3, 3, 3)]);
+        let before = Topology::build(id(1), "dc1", &settled, None);
+        let moving = view(vec![
+            member(1, 1, 4),
+            member(2, 2, 4),
+            member(3, 3, 4),
+            member(4, 4, 3),
+        ]);
+        let during = Topology::build(id(1), "dc1", &moving, None);
+        assert_eq!(during.settled, 3);
+        let mut widened = 0;
+        for p in 0..64u16 {
+            let old = before.current().owners("dc1", p, 2);
+            let new = during.current().owners("dc1", p, 2);
+            let replicas: Vec<ActorId> = during.replicas(&spec, p)[0]
+                .replicas
+                .iter()
+                .map(|s| s.node)
+                .collect();
+            for n in old.iter().chain(new.iter()) {
+                assert!(replicas.contains(n), "partition {p}: {n} missing");
+            }
+            if old != new {
+                widened += 1;
+                assert!(replicas.len() > 2);
+            }
+        }
+        assert!(
+            widened > 0,
+            "the join moved some of the first 64 partitions"
+        );
+        // Once node 4 has caught up, only the new owners remain.
+        let done = view(vec![
+            member(1, 1, 4),
+            member(2, 2, 4),
+            member(3, 3, 4),
+            member(4, 4, 4),
+        ]);
+        let after = Topology::build(id(1), "dc1", &done, None);
+        for p in 0..64u16 {
+            assert_eq!(after.replicas(&spec, p)[0].replicas.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_new_node_streams_what_it_gained_from_earlier_owners() {
+        let v = view(vec![
+            member(1, 1, 3),
+            member(2, 2, 3),
+            member(3, 3, 3),
+            member(4, 4, 0),
+        ]);
+        let t = Topology::build(id(4), "dc1", &v, None);
+        let gained = t.gained(0);
+        assert!(!gained.is_empty());
+        assert_eq!(
+            gained.len(),
+            t.current().partitions_of(&id(4), MAX_REPLICAS_PER_DC).len()
+        );
+        for (_, sources) in &gained {
+            assert!(!sources.contains(&id(4)));
+            assert!(!sources.is_empty());
+        }
+        // A settled member gains nothing when nothing changed.
+        let t1 = Topology::build(id(1), "dc1", &v, None);
+        assert!(t1.gained(t1.epoch()).is_empty());
+    }
+}

@@ -188,7 +188,7 @@ impl pb::admin_server::Admin for AdminService {
             present: object.is_some(),
             text: object
                 .as_ref()
-                .map(|o| format!("partition {partition}\n{o:#?}"))
+                .map(|o| format!("partition {partition}\n{}", o.describe()))
                 .unwrap_or_else(|| format!("partition {partition}\n(nothing stored)")),
             replicated: object
                 .map(|o| o.replicated_bytes())
