@@ -498,3 +498,56 @@ async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc() {
         .expect("read fails over to the other DC");
     assert_eq!(g.values, vec![bytes::Bytes::from("v")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_repair_a_replica_that_missed_a_write() {
+    let _serial = serial().await;
+    // Hints expire at once here, so only read repair can bring the missed write back.
+    let cfg = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(cfg.path(), "[cluster]\nhint_max_age_secs = 0\n").expect("write config");
+    let path = cfg.path().display().to_string();
+    let mut c = TestCluster::start_with(
+        18,
+        &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)],
+        &["--config", &path],
+    );
+    c.converged().await;
+    create_demo(&c, &[("dc1", 3)]).await;
+
+    c.kill(2);
+    c.sees_down(0, 2).await;
+    let cl = client(&c, 0).await;
+    cl.put_with(
+        "demo",
+        "repair-me",
+        "v1",
+        None,
+        &w(Consistency::LocalQuorum),
+    )
+    .await
+    .expect("write with one replica down");
+    c.restart(2);
+    c.converged().await;
+    eventually(DEADLINE, "the expired hint to be dropped", || async {
+        (c.hints_total().await == 0).then_some(())
+    })
+    .await;
+    let states = c.replica_states("demo", "repair-me").await;
+    let missing: Vec<_> = states.iter().filter(|(_, _, present)| !present).collect();
+    assert_eq!(
+        missing.len(),
+        1,
+        "exactly the restarted replica lacks the write: {states:?}"
+    );
+
+    let g = cl
+        .get_with("demo", "repair-me", &r(Consistency::LocalQuorum))
+        .await
+        .expect("read");
+    assert_eq!(g.values, vec![bytes::Bytes::from("v1")]);
+    eventually(DEADLINE, "read repair to fix the stale replica", || async {
+        replicas_agree(&c, "repair-me", 3).await.then_some(())
+    })
+    .await;
+    assert!(metric_sum(&c, "meridian_read_repairs_total").await >= 1.0);
+}

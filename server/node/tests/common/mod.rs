@@ -141,12 +141,19 @@ pub struct TestCluster {
     net: u8,
     /// Node ids by index (stable across restarts: they live in the data directory).
     pub ids: Vec<String>,
+    /// Extra server flags for every node.
+    pub extra: Vec<String>,
 }
 
 impl TestCluster {
     /// `layout`: (dc, rack, capacity) per node. Every node seeds from the first one.
     pub fn start(net: u8, layout: &[(&str, &str, u32)]) -> TestCluster {
+        Self::start_with(net, layout, &[])
+    }
+
+    pub fn start_with(net: u8, layout: &[(&str, &str, u32)], extra: &[&str]) -> TestCluster {
         let mut c = TestCluster {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             nodes: Vec::new(),
             layout: layout
                 .iter()
@@ -209,6 +216,7 @@ impl TestCluster {
             args.extend(["--seeds", &seeds]);
         }
         args.extend(TEST_CLUSTER_FLAGS);
+        args.extend(self.extra.iter().map(String::as_str));
         Node::start_with(self.dirs[i].path(), &args)
     }
 
