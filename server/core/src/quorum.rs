@@ -321,8 +321,8 @@ fn timeout_error(tally: &Tally) -> CoreError {
     }
 }
 
-/// Which replicas a read asks: the live ones in the local DC for `LOCAL_*`, every live one
-/// otherwise. Asking all of them (not just R) lets late answers drive read repair.
+/// Which replicas a read may ask: the live ones in the local DC for `LOCAL_*`, every live
+/// one otherwise.
 pub fn plan_read(
     local_dc: &str,
     dcs: &[DcReplicas],
@@ -332,6 +332,35 @@ pub fn plan_read(
         .filter(|dc| !matches!(required, Required::Local(_)) || dc.dc == local_dc)
         .flat_map(|dc| dc.alive().map(|n| (n, dc.dc.clone())))
         .collect()
+}
+
+/// Splits a read's scope into the replicas asked at once and the rest. The first group is
+/// just enough to meet the level, cheapest first (the coordinator itself, then its own DC);
+/// the rest are asked when one of the first fails, or all at once for a full read-repair pass.
+pub fn split_read(
+    me: &ActorId,
+    local_dc: &str,
+    mut scope: Vec<(ActorId, String)>,
+    required: &Required,
+) -> (Vec<(ActorId, String)>, Vec<(ActorId, String)>) {
+    scope.sort_by_key(|(n, dc)| (n != me, dc != local_dc));
+    let mut first = Vec::new();
+    let mut rest = Vec::new();
+    for (node, dc) in scope {
+        let want = match required {
+            Required::Total(n) | Required::Local(n) => first.len() < *n,
+            Required::EachDc(per) => {
+                let need = per.iter().find(|(d, _)| *d == dc).map_or(0, |(_, n)| *n);
+                first.iter().filter(|(_, d)| *d == dc).count() < need
+            }
+        };
+        if want {
+            first.push((node, dc));
+        } else {
+            rest.push((node, dc));
+        }
+    }
+    (first, rest)
 }
 
 /// Collects a read's answers and merges them.
@@ -653,5 +682,34 @@ mod tests {
         assert_eq!(asked, vec![(id(1), "dc1".to_string())]);
         let all = plan_read("dc1", &dcs, &Required::Total(2));
         assert_eq!(all.len(), 2);
+    }
+
+    #[test]
+    fn a_read_asks_just_enough_replicas_self_and_local_first() {
+        let dcs = two_dcs(
+            &[(1, true), (2, true), (3, true)],
+            &[(11, true), (12, true), (13, true)],
+        );
+        let scope = plan_read("dc1", &dcs, &Required::Local(2));
+        let (first, rest) = split_read(&id(2), "dc1", scope, &Required::Local(2));
+        assert_eq!(first, vec![(id(2), "dc1".into()), (id(1), "dc1".into())]);
+        assert_eq!(rest, vec![(id(3), "dc1".into())]);
+
+        let each = Required::EachDc(vec![("dc1".into(), 2), ("dc2".into(), 2)]);
+        let scope = plan_read("dc1", &dcs, &each);
+        let (first, rest) = split_read(&id(1), "dc1", scope, &each);
+        assert_eq!(first.len(), 4);
+        assert_eq!(first.iter().filter(|(_, d)| d == "dc2").count(), 2);
+        assert_eq!(rest.len(), 2);
+
+        let quorum = Required::Total(4);
+        let scope = plan_read("dc1", &dcs, &quorum);
+        let (first, _) = split_read(&id(12), "dc2", scope, &quorum);
+        assert_eq!(first[0].0, id(12), "the coordinator reads itself first");
+        assert_eq!(
+            first.iter().filter(|(_, d)| d == "dc2").count(),
+            3,
+            "its own DC next"
+        );
     }
 }

@@ -40,6 +40,9 @@ pub struct ClusterConfig {
     pub peer_timeout_ms: u64,
     /// Refuse sloppy quorum: stand-ins still take hints but do not count toward W.
     pub strict_quorum: bool,
+    /// Share of reads (0 to 1) that ask every replica in scope instead of just enough for
+    /// the level, repairing the ones a quorum read would skip. Default 0.1.
+    pub read_repair_chance: f64,
     /// Hints older than this are dropped (and counted). Default 10800 (3 h).
     pub hint_max_age_secs: u64,
     /// Hints kept per node at most; the oldest are dropped (and counted). Default 1000000.
@@ -155,6 +158,7 @@ impl Default for ClusterConfig {
             phi_threshold: 8.0,
             peer_timeout_ms: 2000,
             strict_quorum: false,
+            read_repair_chance: 0.1,
             hint_max_age_secs: 3 * 3600,
             hint_max_count: 1_000_000,
         }
@@ -201,6 +205,12 @@ impl Config {
             anyhow::bail!(
                 "cluster.capacity {} is out of range: it must be 1 to 1000",
                 self.cluster.capacity
+            );
+        }
+        if !(0.0..=1.0).contains(&self.cluster.read_repair_chance) {
+            anyhow::bail!(
+                "cluster.read_repair_chance {} is out of range: it must be 0 to 1",
+                self.cluster.read_repair_chance
             );
         }
         if self.cluster.gossip_interval_ms == 0 || self.cluster.peer_timeout_ms == 0 {

@@ -96,6 +96,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         meta,
         Settings {
             strict: cfg.cluster.strict_quorum,
+            read_repair_chance: cfg.cluster.read_repair_chance,
             expects_peers: cfg
                 .cluster
                 .seeds

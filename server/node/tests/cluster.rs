@@ -176,7 +176,13 @@ async fn hints_survive_a_restart_of_the_node_holding_them() {
 
     c.kill(2);
     c.sees_down(0, 2).await;
-    let coordinator = client(&c, 0).await;
+    // Not routed: node 0 coordinates every write, so node 0 holds every hint.
+    let coordinator = Client::builder([c.node(0).grpc.clone()])
+        .routing(false)
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("connect");
     for k in 0..20 {
         coordinator
             .put_with(
@@ -540,8 +546,9 @@ async fn reads_repair_a_replica_that_missed_a_write() {
         "exactly the restarted replica lacks the write: {states:?}"
     );
 
+    // ALL asks every replica; quorum reads skip one (except for a sampled share of reads).
     let g = cl
-        .get_with("demo", "repair-me", &r(Consistency::LocalQuorum))
+        .get_with("demo", "repair-me", &r(Consistency::All))
         .await
         .expect("read");
     assert_eq!(g.values, vec![bytes::Bytes::from("v1")]);

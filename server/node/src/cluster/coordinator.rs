@@ -10,7 +10,7 @@ use crate::error::{NodeError, NodeResult};
 use meridian_core::consistency::{ReplicaCounts, Required, required};
 use meridian_core::partition::partition_of;
 use meridian_core::quorum::{
-    DcReplicas, Progress, ReadQuorum, Step, WriteQuorum, plan_dc, plan_read, plan_write,
+    DcReplicas, Progress, ReadQuorum, Step, WriteQuorum, plan_dc, plan_read, plan_write, split_read,
 };
 use meridian_core::{ActorId, Consistency, StoredObject};
 use meridian_proto::v1 as pb;
@@ -476,38 +476,59 @@ impl Cluster {
         if let Progress::Failed(e) = quorum.progress() {
             return Err(e.into());
         }
-        let asked = plan_read(&self.my_dc, &dcs, &required);
-        // Fast path: this node is the only replica asked.
-        if asked.len() == 1 && asked[0].0 == self.me {
+        let scope = plan_read(&self.my_dc, &dcs, &required);
+        let (first, mut rest) = split_read(&self.me, &self.my_dc, scope, &required);
+        // Fast path: this node alone meets the level and no repair pass is due.
+        let full_pass = !rest.is_empty() && rand::random::<f64>() < self.read_repair_chance;
+        if first.len() == 1 && first[0].0 == self.me && !full_pass {
             let obj = self.engine.local_object(&skey)?;
             return Ok(self.engine.reply_for(obj.as_ref()));
         }
+        let mut asked = first;
+        if full_pass {
+            asked.append(&mut rest);
+        }
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(ActorId, String, NodeResult<Option<StoredObject>>)>();
-        for (node, dc) in asked {
-            let tx = tx.clone();
+        let spawn_read = {
             let me = self.clone();
             let skey = skey.clone();
-            tokio::spawn(async move {
-                let r = me.read_from(node, &skey).await;
-                let _ = tx.send((node, dc, r));
-            });
+            move |node: ActorId, dc: String, tx: mpsc::UnboundedSender<_>| {
+                let me = me.clone();
+                let skey = skey.clone();
+                tokio::spawn(async move {
+                    let r = me.read_from(node, &skey).await;
+                    let _ = tx.send((node, dc, r));
+                });
+            }
+        };
+        let mut pending = asked.len();
+        for (node, dc) in asked {
+            spawn_read(node, dc, tx.clone());
         }
-        drop(tx);
         let (reply_tx, reply_rx) = oneshot::channel::<NodeResult<Option<StoredObject>>>();
         let me = self.clone();
         let timeout = self.peers.timeout() * 2;
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut reply_tx = Some(reply_tx);
-            loop {
+            while pending > 0 {
                 let next = tokio::time::timeout_at(deadline, rx.recv()).await;
+                pending -= 1;
                 let progress = match next {
                     Ok(Some((node, dc, Ok(obj)))) => match quorum.answer(node, &dc, obj) {
                         Ok(p) => p,
                         Err(e) => Progress::Failed(e),
                     },
-                    Ok(Some((_, dc, Err(_)))) => quorum.fail(&dc),
+                    Ok(Some((_, dc, Err(_)))) => {
+                        // Replace the failed replica with the next candidate.
+                        if !rest.is_empty() {
+                            let (node, next_dc) = rest.remove(0);
+                            spawn_read(node, next_dc, tx.clone());
+                            pending += 1;
+                        }
+                        quorum.fail(&dc)
+                    }
                     Ok(None) | Err(_) => break,
                 };
                 match progress {

@@ -27,6 +27,7 @@ use topology::Topology;
 pub struct Settings {
     pub strict: bool,
     pub expects_peers: bool,
+    pub read_repair_chance: f64,
 }
 
 pub struct Cluster {
@@ -40,6 +41,9 @@ pub struct Cluster {
     pub strict: bool,
     /// Seeds were configured: this node is joining an existing cluster.
     pub expects_peers: bool,
+    /// Share of reads that ask every replica in scope, so replicas a quorum read would not
+    /// touch get repaired too.
+    pub read_repair_chance: f64,
     topology: RwLock<Arc<Topology>>,
     /// This node's own published metadata.
     meta: Mutex<NodeMeta>,
@@ -70,6 +74,7 @@ impl Cluster {
             membership,
             strict: settings.strict,
             expects_peers: settings.expects_peers,
+            read_repair_chance: settings.read_repair_chance,
             topology: RwLock::new(Arc::new(topo)),
             meta: Mutex::new(meta),
             stop,
