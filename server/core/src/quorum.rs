@@ -334,15 +334,18 @@ pub fn plan_read(
         .collect()
 }
 
+/// A replica and its datacenter.
+pub type ReplicaInDc = (ActorId, String);
+
 /// Splits a read's scope into the replicas asked at once and the rest. The first group is
 /// just enough to meet the level, cheapest first (the coordinator itself, then its own DC);
 /// the rest are asked when one of the first fails, or all at once for a full read-repair pass.
 pub fn split_read(
     me: &ActorId,
     local_dc: &str,
-    mut scope: Vec<(ActorId, String)>,
+    mut scope: Vec<ReplicaInDc>,
     required: &Required,
-) -> (Vec<(ActorId, String)>, Vec<(ActorId, String)>) {
+) -> (Vec<ReplicaInDc>, Vec<ReplicaInDc>) {
     scope.sort_by_key(|(n, dc)| (n != me, dc != local_dc));
     let mut first = Vec::new();
     let mut rest = Vec::new();
