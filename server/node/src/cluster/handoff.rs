@@ -20,9 +20,7 @@ impl Cluster {
                     .get(&target)
                     .is_some_and(|m| m.meta.status == Status::Left);
                 if target == self.me || departed {
-                    // Our own hints (a stale plan) merge locally; a departed node's data now
-                    // lives with its successors, which streamed it.
-                    self.drain_locally(target);
+                    self.redirect(target).await;
                     continue;
                 }
                 if !topo.alive(&target) {
@@ -35,16 +33,54 @@ impl Cluster {
         }
     }
 
-    fn drain_locally(&self, target: meridian_core::ActorId) {
-        while let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) {
+    /// Hints whose target no longer owns anything (it left) or that are addressed to this
+    /// node go to the key's current replicas instead.
+    async fn redirect(&self, target: meridian_core::ActorId) {
+        loop {
+            let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) else {
+                return;
+            };
             if batch.is_empty() {
-                break;
+                return;
             }
             for h in &batch {
-                let _ = self.engine.merge_remote(&h.storage_key, &h.object);
+                let state = pb::ObjectState {
+                    storage_key: h.storage_key.clone().into(),
+                    object: h.object.clone().into(),
+                };
+                let Some((partition, ks_id, _)) =
+                    meridian_core::partition::parse_storage_key(&h.storage_key)
+                else {
+                    continue;
+                };
+                let Some(ks) = self
+                    .engine
+                    .keyspaces()
+                    .list()
+                    .into_iter()
+                    .find(|k| k.id() == ks_id)
+                else {
+                    continue;
+                };
+                let topo = self.topology();
+                for dc in topo.replicas(&ks, partition) {
+                    for slot in dc.replicas {
+                        let r = if slot.node == self.me {
+                            self.merge_local(&state).map(|_| ())
+                        } else if slot.alive {
+                            self.replicate_to(slot.node, &state, None).await
+                        } else {
+                            self.hints
+                                .add(slot.node, &state.storage_key, &state.object, now_ms())
+                        };
+                        if let Err(e) = r {
+                            tracing::debug!(node = %slot.node, error = %e, "hint redirect failed");
+                        }
+                    }
+                }
             }
             if self.hints.delivered(target, &batch).is_err() {
-                break;
+                return;
             }
         }
     }
