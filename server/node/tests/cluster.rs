@@ -403,13 +403,22 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
             .unwrap_or_else(|e| panic!("ALL read of {key} failed: {e}"));
         assert_eq!(g.values, vec![bytes::Bytes::from(val.clone())], "key {key}");
     }
-    let t = c.topology(0).await.expect("topology");
-    let left = t
-        .members
-        .iter()
-        .find(|m| m.node_id == c.ids[2])
-        .expect("member");
-    assert_eq!(left.state, "left");
+    let gone = c.ids[2].clone();
+    let left = eventually(
+        DEADLINE,
+        "every node to see the decommissioned node as left",
+        || async {
+            for (i, _) in c.running() {
+                let t = c.topology(i).await?;
+                if t.members.iter().find(|m| m.node_id == gone)?.state != "left" {
+                    return None;
+                }
+            }
+            let t = c.topology(0).await?;
+            t.members.into_iter().find(|m| m.node_id == gone)
+        },
+    )
+    .await;
     assert_eq!(left.partitions, 0);
 }
 

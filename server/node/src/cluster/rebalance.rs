@@ -139,6 +139,16 @@ impl Cluster {
                 .filter(|m| m.meta.synced_epoch < epoch)
                 .count();
             let done = mine_gone && pending == 0;
+            if done {
+                // Tell the cluster first, so that when the operator sees "done" every node
+                // is about to (or already does) see the node as gone.
+                let meta = self
+                    .update_meta(|m| m.status = Status::Left)
+                    .await
+                    .unwrap_or_else(|_| self.meta());
+                self.membership.publish_gone(&meta).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             let progress = pb::DecommissionProgress {
                 epoch,
                 pending_nodes: pending as u32,
@@ -152,17 +162,9 @@ impl Cluster {
                     format!("{pending} of {} nodes still streaming", active.len())
                 },
             };
-            if tx.send(Ok(progress)).await.is_err() && !done {
-                // The admin client went away; the decommission goes on regardless.
-            }
+            // The admin client may have gone away; the decommission goes on regardless.
+            let _ = tx.send(Ok(progress)).await;
             if done {
-                let meta = self
-                    .update_meta(|m| m.status = Status::Left)
-                    .await
-                    .unwrap_or_else(|_| self.meta());
-                self.membership.publish_gone(&meta).await;
-                // Give gossip a few rounds to carry the news before stopping.
-                tokio::time::sleep(Duration::from_secs(2)).await;
                 let _ = self.stop.send(true);
                 return;
             }
