@@ -114,4 +114,44 @@ impl Cluster {
             tracing::debug!(target_node = %target, hints = batch.len(), "hints delivered");
         }
     }
+
+    /// Before this node leaves, every hint it holds moves to another live node (of the
+    /// target's DC when possible), which keeps it as a stand-in and replays it later.
+    pub(super) async fn hand_off_hints(&self) {
+        for target in self.hints.targets() {
+            let topo = self.topology();
+            let target_dc = topo.members.get(&target).map(|m| m.meta.dc.clone());
+            let mut heirs: Vec<_> = topo
+                .members
+                .values()
+                .filter(|m| m.alive && m.meta.status == Status::Up)
+                .filter(|m| m.meta.id != self.me && m.meta.id != target)
+                .collect();
+            heirs.sort_by_key(|m| Some(&m.meta.dc) != target_dc.as_ref());
+            let Some(heir) = heirs.first().map(|m| m.meta.id) else {
+                tracing::warn!(target_node = %target, "no live node to take this node's hints");
+                continue;
+            };
+            loop {
+                let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) else {
+                    break;
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let mut ok = true;
+                for h in &batch {
+                    let state = pb::ObjectState {
+                        storage_key: h.storage_key.clone().into(),
+                        object: h.object.clone().into(),
+                    };
+                    ok &= self.replicate_to(heir, &state, Some(target)).await.is_ok();
+                }
+                if !ok || self.hints.delivered(target, &batch).is_err() {
+                    tracing::warn!(target_node = %target, heir = %heir, "handing hints over failed");
+                    break;
+                }
+            }
+        }
+    }
 }

@@ -140,6 +140,7 @@ impl Cluster {
                 .count();
             let done = mine_gone && pending == 0;
             if done {
+                self.hand_off_hints().await;
                 // Tell the cluster first, so that when the operator sees "done" every node
                 // is about to (or already does) see the node as gone.
                 let meta = self
