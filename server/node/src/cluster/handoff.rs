@@ -132,10 +132,7 @@ impl Cluster {
                 tracing::warn!(target_node = %target, "no live node to take this node's hints");
                 continue;
             };
-            loop {
-                let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) else {
-                    break;
-                };
+            while let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) {
                 if batch.is_empty() {
                     break;
                 }
