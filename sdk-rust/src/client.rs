@@ -139,6 +139,7 @@ impl ClientBuilder {
                 routed: Mutex::new(HashMap::new()),
                 table: RwLock::new(None),
                 local_dc: RwLock::new(self.local_dc.clone()),
+                refreshing: std::sync::atomic::AtomicBool::new(false),
                 options: self,
             }),
         };
@@ -213,6 +214,8 @@ struct Inner {
     routed: Mutex<HashMap<String, Arc<Node>>>,
     table: RwLock<Option<Arc<RoutingTable>>>,
     local_dc: RwLock<Option<String>>,
+    /// A topology refresh is under way (one at a time).
+    refreshing: std::sync::atomic::AtomicBool,
     /// The endpoint requests go to; moves on when it becomes unreachable.
     active: AtomicUsize,
     next_stream: AtomicUsize,
@@ -455,7 +458,8 @@ impl Client {
         for k in 0..n {
             let node = &self.inner.nodes[(start + k) % n];
             let mut admin = AdminClient::new(node.channel.clone());
-            let Ok(resp) = admin.topology(pb::TopologyRequest {}).await else {
+            let call = admin.topology(pb::TopologyRequest {});
+            let Ok(Ok(resp)) = tokio::time::timeout(self.inner.options.timeout, call).await else {
                 continue;
             };
             let resp = resp.into_inner();
@@ -473,6 +477,13 @@ impl Client {
                 if dc.is_none() {
                     *dc = answering_dc;
                 }
+                // Drop connections to addresses no member has any more (restarted nodes
+                // come back on new ports).
+                self.inner
+                    .routed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|url, _| table.has_url(url));
                 *self
                     .inner
                     .table
@@ -581,9 +592,12 @@ impl Client {
             attempt += 1;
             if routed.is_some() {
                 // A routed node failed: the topology may be stale.
-                if attempt == 1 {
+                if attempt == 1 && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
                     let me = self.clone();
-                    tokio::spawn(async move { me.refresh_topology().await });
+                    tokio::spawn(async move {
+                        me.refresh_topology().await;
+                        me.inner.refreshing.store(false, Ordering::Release);
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
                 continue;

@@ -42,7 +42,10 @@ impl RoutingTable {
         let dcs = t
             .datacenters
             .into_iter()
-            .filter(|d| d.width > 0 && d.owners.len() == (d.width * t.partitions) as usize)
+            .filter(|d| {
+                d.width > 0
+                    && (d.width as usize).checked_mul(t.partitions as usize) == Some(d.owners.len())
+            })
             .map(|d| (d.datacenter, (d.width as usize, d.owners)))
             .collect();
         Some(Self {
@@ -51,6 +54,10 @@ impl RoutingTable {
             dcs,
             partitions: t.partitions,
         })
+    }
+
+    pub fn has_url(&self, url: &str) -> bool {
+        self.members.iter().any(|m| m.url == url)
     }
 
     /// Where to send a request for `key`, best first: live owners of its partition in the
@@ -75,10 +82,10 @@ impl RoutingTable {
                 .get(dc)
                 .map(|(w, owners)| {
                     let start = partition as usize * w;
-                    owners[start..start + w]
-                        .iter()
-                        .map(|i| *i as usize)
-                        .collect()
+                    owners
+                        .get(start..start + w)
+                        .map(|s| s.iter().map(|i| *i as usize).collect())
+                        .unwrap_or_default()
                 })
                 .unwrap_or_default()
         };

@@ -397,10 +397,12 @@ impl ReadQuorum {
         state: Option<StoredObject>,
     ) -> Result<Progress, CoreError> {
         if let Some(obj) = &state {
-            self.merged = Some(match self.merged.take() {
+            // Merge before replacing, so a state that cannot merge leaves the rest intact.
+            let next = match &self.merged {
                 Some(m) => m.merge(obj)?,
                 None => obj.clone(),
-            });
+            };
+            self.merged = Some(next);
         }
         self.answers
             .push((node, state.as_ref().map(StoredObject::replicated_bytes)));

@@ -135,7 +135,15 @@ impl Engine {
             }
             None => incoming,
         };
-        self.storage.put_data(skey, &merged.encode(), false)?;
+        // Replica copies count toward W, so they are as durable as the coordinator's.
+        let sync = self
+            .keyspaces
+            .list()
+            .iter()
+            .find(|k| k.id() == ks_id)
+            .and_then(|k| k.sync_writes)
+            .unwrap_or(self.default_sync);
+        self.storage.put_data(skey, &merged.encode(), sync)?;
         Ok(true)
     }
 

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -215,8 +216,17 @@ pub async fn serve_grpc<H: Handler>(
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20)
         }));
+    // The builder's tcp_nodelay only applies to sockets tonic accepts itself; ours come from
+    // our listener, so turn Nagle off here. Otherwise a unary reply's trailers wait for the
+    // client's delayed ACK: milliseconds per call between nodes.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    });
     router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.changed().await;
         })
         .await?;

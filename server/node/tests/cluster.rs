@@ -395,6 +395,38 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
         acked.len()
     );
     c.kill(2);
+    // Before any read can repair them: every remaining replica, including one that moved up
+    // into the first three owners of a partition when node 2 left, holds every
+    // acknowledged write, through streaming and the writes to old and new owners alone.
+    let checked = std::time::Instant::now();
+    let mut admins = Vec::new();
+    for (i, _) in c.running() {
+        admins.push(c.admin(i).await);
+    }
+    for key in acked.keys() {
+        let req = pb::InspectRequest {
+            keyspace: "demo".into(),
+            key: key.as_bytes().to_vec().into(),
+        };
+        let mut holders = 0;
+        for a in admins.iter_mut() {
+            let r = a.inspect(req.clone()).await.expect("inspect").into_inner();
+            if r.replica {
+                assert!(
+                    r.present,
+                    "replica {} lacks acknowledged key {key}",
+                    r.node_id
+                );
+                holders += 1;
+            }
+        }
+        assert_eq!(holders, 3, "key {key}");
+    }
+    println!(
+        "{} acknowledged keys checked on every replica in {:?}",
+        acked.len(),
+        checked.elapsed()
+    );
     let reader = client(&c, 3).await;
     for (key, val) in &acked {
         let g = reader

@@ -212,9 +212,10 @@ impl Cluster {
         } else {
             quorum.progress()
         };
-        if minted.object.is_empty()
-            || progress == Progress::Done && dcs.iter().all(|d| d.replicas.len() <= 1)
-        {
+        let only_replica = dcs
+            .iter()
+            .all(|d| d.replicas.iter().all(|s| s.node == self.me));
+        if minted.object.is_empty() || only_replica {
             return Ok(minted.context);
         }
         let state = pb::ObjectState {
@@ -230,12 +231,13 @@ impl Cluster {
             let dcs = dcs.clone();
             let keyspace = op.keyspace.clone();
             tokio::spawn(async move {
-                let report = me.run_step(step, state, &dcs, &keyspace).await;
+                let report = me.run_step(step, state, &dcs, &keyspace, me.strict).await;
                 let _ = tx.send(report);
             });
         }
         drop(tx);
-        let deadline = tokio::time::Instant::now() + self.peers.timeout() * 2;
+        // Shorter than a forwarding node's call to us, so it hears our verdict.
+        let deadline = tokio::time::Instant::now() + self.peers.timeout() * 3 / 4;
         loop {
             match progress {
                 Progress::Done => return Ok(minted.context),
@@ -266,18 +268,30 @@ impl Cluster {
         state: pb::ObjectState,
         dcs: &[DcReplicas],
         keyspace: &str,
+        strict: bool,
     ) -> StepReport {
         match step {
             Step::Replicate { node, dc } => {
                 if self.replicate_to(node, &state, None).await.is_ok() {
                     return (dc, 1, 0, 0);
                 }
-                // Timed out or refused: sloppy quorum as if it had been down.
-                let spare = dcs
-                    .iter()
-                    .find(|d| d.dc == dc)
-                    .and_then(|d| d.spares.first().copied())
-                    .filter(|s| *s != self.me && !self.strict);
+                // Timed out or refused: sloppy quorum as if it had been down. Planned
+                // stand-ins take the first spares (one per down replica); each live replica
+                // gets its own spare after those, so no node stands in twice.
+                let spare = dcs.iter().find(|d| d.dc == dc).and_then(|d| {
+                    let down = d.replicas.iter().filter(|s| !s.alive).count();
+                    let rank = d
+                        .replicas
+                        .iter()
+                        .filter(|s| s.alive)
+                        .position(|s| s.node == node)?;
+                    d.spares
+                        .iter()
+                        .filter(|s| **s != self.me)
+                        .nth(down + rank)
+                        .copied()
+                });
+                let spare = spare.filter(|_| !strict);
                 if let Some(spare) = spare
                     && self.replicate_to(spare, &state, Some(node)).await.is_ok()
                 {
@@ -412,7 +426,8 @@ impl Cluster {
             self.merge_local(&state)?;
             acks += 1;
         }
-        let steps = plan_dc(&self.me, &dc, req.strict);
+        let strict = req.strict;
+        let steps = plan_dc(&self.me, &dc, strict);
         let total = steps.len();
         let (tx, mut rx) = mpsc::unbounded_channel::<StepReport>();
         for step in steps {
@@ -422,13 +437,14 @@ impl Cluster {
             let dcs = vec![dc.clone()];
             let keyspace = req.keyspace.clone();
             tokio::spawn(async move {
-                let report = me.run_step(step, state, &dcs, &keyspace).await;
+                let report = me.run_step(step, state, &dcs, &keyspace, strict).await;
                 let _ = tx.send(report);
             });
         }
         drop(tx);
         let wait_for = req.wait_for as usize;
-        let deadline = tokio::time::Instant::now() + self.peers.timeout();
+        // Answer with what we have well before the coordinator's call to us times out.
+        let deadline = tokio::time::Instant::now() + self.peers.timeout() / 2;
         let mut done = 0;
         while acks < wait_for && done < total {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -518,12 +534,18 @@ impl Cluster {
                 let progress = match next {
                     Ok(Some((node, dc, Ok(obj)))) => match quorum.answer(node, &dc, obj) {
                         Ok(p) => p,
-                        Err(e) => Progress::Failed(e),
+                        Err(e) => {
+                            // One replica's unreadable state must not fail the read.
+                            tracing::warn!(node = %node, error = %e, "replica state unreadable");
+                            quorum.fail(&dc)
+                        }
                     },
                     Ok(Some((_, dc, Err(_)))) => {
-                        // Replace the failed replica with the next candidate.
+                        // Replace the failed replica, from the same DC when possible (EACH_QUORUM
+                        // needs that DC's count).
                         if !rest.is_empty() {
-                            let (node, next_dc) = rest.remove(0);
+                            let i = rest.iter().position(|(_, d)| *d == dc).unwrap_or(0);
+                            let (node, next_dc) = rest.remove(i);
                             spawn_read(node, next_dc, tx.clone());
                             pending += 1;
                         }

@@ -65,16 +65,24 @@ impl Cluster {
                 let topo = self.topology();
                 for dc in topo.replicas(&ks, partition) {
                     for slot in dc.replicas {
-                        let r = if slot.node == self.me {
+                        let delivered = if slot.node == self.me {
                             self.merge_local(&state).map(|_| ())
                         } else if slot.alive {
                             self.replicate_to(slot.node, &state, None).await
                         } else {
-                            self.hints
-                                .add(slot.node, &state.storage_key, &state.object, now_ms())
+                            Err(crate::error::NodeError::Unavailable("replica down".into()))
                         };
-                        if let Err(e) = r {
-                            tracing::debug!(node = %slot.node, error = %e, "hint redirect failed");
+                        // Not delivered: keep it as a hint for that replica instead.
+                        if delivered.is_err()
+                            && slot.node != self.me
+                            && let Err(e) = self.hints.add(
+                                slot.node,
+                                &state.storage_key,
+                                &state.object,
+                                now_ms(),
+                            )
+                        {
+                            tracing::error!(node = %slot.node, error = %e, "cannot store hint");
                         }
                     }
                 }

@@ -30,7 +30,19 @@ impl Cluster {
             if self.expects_peers && topo.members.len() < 2 {
                 continue;
             }
-            let gained = topo.gained(meta.synced_epoch);
+            // Rank matters, not just presence in the (wider) preference list: a node that
+            // moves up into the first N owners must fetch what it did not receive as N+1st.
+            let width = self
+                .engine
+                .keyspaces()
+                .list()
+                .iter()
+                .flat_map(|ks| topo.factors(ks))
+                .filter(|(dc, _)| *dc == self.my_dc)
+                .map(|(_, rf)| rf)
+                .max()
+                .unwrap_or(1);
+            let gained = topo.gained(meta.synced_epoch, width);
             let total = gained.len();
             let started = std::time::Instant::now();
             // One stream per source, covering every gained partition it held.

@@ -146,18 +146,15 @@ impl Topology {
         out
     }
 
-    /// Partitions this node must hold in its DC now but did not hold at `since`: what it has
-    /// to stream in. With the sources to stream each from (earlier owners in the same DC).
-    pub fn gained(&self, since: u64) -> Vec<(u16, Vec<ActorId>)> {
+    /// Partitions this node must hold in its DC now, among the first `width` owners (the
+    /// largest replication factor in use there), but did not hold at `since`: what it has to
+    /// stream in. With the sources to stream each from (every earlier owner in the DC).
+    pub fn gained(&self, since: u64, width: usize) -> Vec<(u16, Vec<ActorId>)> {
         let current = self.current();
         let mut out = Vec::new();
         let before = self.at(since);
-        for p in current.partitions_of(&self.me, MAX_REPLICAS_PER_DC) {
-            if since > 0
-                && before
-                    .owners(&self.my_dc, p, MAX_REPLICAS_PER_DC)
-                    .contains(&self.me)
-            {
+        for p in current.partitions_of(&self.me, width) {
+            if since > 0 && before.owners(&self.my_dc, p, width).contains(&self.me) {
                 continue;
             }
             let mut sources = Vec::new();
@@ -343,18 +340,15 @@ mod tests {
             member(4, 4, 0),
         ]);
         let t = Topology::build(id(4), "dc1", &v, None);
-        let gained = t.gained(0);
+        let gained = t.gained(0, 3);
         assert!(!gained.is_empty());
-        assert_eq!(
-            gained.len(),
-            t.current().partitions_of(&id(4), MAX_REPLICAS_PER_DC).len()
-        );
+        assert_eq!(gained.len(), t.current().partitions_of(&id(4), 3).len());
         for (_, sources) in &gained {
             assert!(!sources.contains(&id(4)));
             assert!(!sources.is_empty());
         }
         // A settled member gains nothing when nothing changed.
         let t1 = Topology::build(id(1), "dc1", &v, None);
-        assert!(t1.gained(t1.epoch()).is_empty());
+        assert!(t1.gained(t1.epoch(), 3).is_empty());
     }
 }

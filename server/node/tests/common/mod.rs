@@ -247,9 +247,14 @@ impl TestCluster {
         &self,
         i: usize,
     ) -> meridian_sdk::proto::admin_client::AdminClient<tonic::transport::Channel> {
-        meridian_sdk::proto::admin_client::AdminClient::connect(self.node(i).grpc.clone())
+        // No Nagle: small request/response pairs otherwise wait on delayed ACKs.
+        let channel = tonic::transport::Endpoint::from_shared(self.node(i).grpc.clone())
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect()
             .await
-            .expect("admin connect")
+            .expect("admin connect");
+        meridian_sdk::proto::admin_client::AdminClient::new(channel)
     }
 
     pub async fn topology(&self, i: usize) -> Option<meridian_sdk::proto::TopologyResponse> {
