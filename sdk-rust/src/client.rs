@@ -628,7 +628,14 @@ impl Client {
             self.inner.options.max_in_flight_per_stream,
         )
         .await
-        .map_err(|e| Error::new(e.code, format!("{}: {}", target.url, e.message)))?;
+        // Nothing was sent yet: whatever stopped the stream from opening, the node is
+        // unavailable to us and another one may be tried.
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::Unavailable,
+                format!("{}: {} ({})", target.url, e.message, e.code.as_str()),
+            )
+        })?;
         *guard = Some(opened.clone());
         Ok(opened)
     }

@@ -169,8 +169,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let _ = grpc.await;
-    let _ = http_task.await;
+    // Graceful shutdown waits for open streams to end; peers keep theirs open, so give it
+    // a bounded grace period and then close what is left. Acknowledged writes are in the WAL.
+    let grace = Duration::from_secs(5);
+    let mut grpc = grpc;
+    if tokio::time::timeout(grace, &mut grpc).await.is_err() {
+        tracing::info!("closing streams still open after {grace:?}");
+        grpc.abort();
+    }
+    let mut http_task = http_task;
+    if tokio::time::timeout(grace, &mut http_task).await.is_err() {
+        http_task.abort();
+    }
     drop(cluster);
     drop(engine);
     drop(storage);

@@ -348,19 +348,16 @@ impl Cluster {
         let url = topo
             .grpc_of(&node)
             .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))?;
-        let mut client = self.peers.client(node, url)?;
-        client
-            .replicate(pb::ReplicateRequest {
-                objects: vec![state.clone()],
-                hint_for: hint_for
-                    .map(|h| h.as_bytes().to_vec().into())
-                    .unwrap_or_default(),
-            })
+        let op = pb::peer_request::Op::Replicate(pb::ReplicateRequest {
+            objects: vec![state.clone()],
+            hint_for: hint_for
+                .map(|h| h.as_bytes().to_vec().into())
+                .unwrap_or_default(),
+        });
+        self.peers
+            .call(node, url, op)
             .await
-            .map_err(|s| {
-                self.metrics.peer_errors.inc();
-                super::peers::peer_error(&node, "replicate", s)
-            })?;
+            .inspect_err(|_| self.metrics.peer_errors.inc())?;
         Ok(())
     }
 
@@ -586,18 +583,15 @@ impl Cluster {
         let url = topo
             .grpc_of(&node)
             .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))?;
-        let mut client = self.peers.client(node, url)?;
-        let r = client
-            .read(pb::ReadRequest {
-                storage_keys: vec![skey.to_vec().into()],
-            })
+        let op = pb::peer_request::Op::Read(pb::ReadRequest {
+            storage_keys: vec![skey.to_vec().into()],
+        });
+        let r = self
+            .peers
+            .call(node, url, op)
             .await
-            .map_err(|s| {
-                self.metrics.peer_errors.inc();
-                super::peers::peer_error(&node, "read", s)
-            })?
-            .into_inner();
-        match r.objects.first() {
+            .inspect_err(|_| self.metrics.peer_errors.inc())?;
+        match r.read.as_ref().and_then(|r| r.objects.first()) {
             Some(o) if !o.object.is_empty() => Ok(Some(StoredObject::decode(&o.object)?)),
             _ => Ok(None),
         }

@@ -9,6 +9,7 @@ pub mod keyspace_sync;
 pub mod membership;
 pub mod peer_service;
 pub mod peers;
+pub mod pipe;
 pub mod rebalance;
 pub mod topology;
 

@@ -12,6 +12,49 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 const STREAM_CHUNK: usize = 512;
+/// Answers a pipe may have queued before the sender waits.
+const PIPE_DEPTH: usize = 1024;
+
+type PipeStream = Pin<Box<dyn futures::Stream<Item = Result<pb::PeerResponse, Status>> + Send>>;
+
+/// Merges replicated objects, or keeps them as hints when this node stands in for another.
+fn apply_replicate(cluster: &Cluster, req: &pb::ReplicateRequest) -> Result<(), NodeError> {
+    if req.hint_for.is_empty() {
+        for obj in &req.objects {
+            cluster.merge_local(obj)?;
+        }
+        return Ok(());
+    }
+    let bytes: [u8; 16] = req
+        .hint_for
+        .as_ref()
+        .try_into()
+        .map_err(|_| NodeError::InvalidArgument("hint_for must be a 16-byte node id".into()))?;
+    let target = ActorId::from_bytes(bytes);
+    for obj in &req.objects {
+        cluster
+            .hints
+            .add(target, &obj.storage_key, &obj.object, now_ms())?;
+    }
+    Ok(())
+}
+
+/// This replica's stored objects for the given storage keys (empty bytes: nothing stored).
+fn read_states(cluster: &Cluster, req: pb::ReadRequest) -> Result<pb::ReadResponse, NodeError> {
+    let mut objects = Vec::with_capacity(req.storage_keys.len());
+    for skey in req.storage_keys {
+        let object = cluster
+            .engine
+            .storage()
+            .get_data(&skey)?
+            .unwrap_or_default();
+        objects.push(pb::ObjectState {
+            storage_key: skey,
+            object: object.into(),
+        });
+    }
+    Ok(pb::ReadResponse { objects })
+}
 
 pub struct PeerService {
     pub cluster: Arc<Cluster>,
@@ -25,25 +68,48 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::ReplicateRequest>,
     ) -> Result<Response<pb::ReplicateResponse>, Status> {
-        let req = req.into_inner();
-        if req.hint_for.is_empty() {
-            for obj in &req.objects {
-                self.cluster.merge_local(obj)?;
-            }
-        } else {
-            let bytes: [u8; 16] = req
-                .hint_for
-                .as_ref()
-                .try_into()
-                .map_err(|_| Status::invalid_argument("hint_for must be a 16-byte node id"))?;
-            let target = ActorId::from_bytes(bytes);
-            for obj in &req.objects {
-                self.cluster
-                    .hints
-                    .add(target, &obj.storage_key, &obj.object, now_ms())?;
-            }
-        }
+        apply_replicate(&self.cluster, &req.into_inner())?;
         Ok(Response::new(pb::ReplicateResponse {}))
+    }
+
+    type PipeStream = PipeStream;
+
+    async fn pipe(
+        &self,
+        req: Request<tonic::Streaming<pb::PeerRequest>>,
+    ) -> Result<Response<Self::PipeStream>, Status> {
+        let mut inbound = req.into_inner();
+        let cluster = self.cluster.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(PIPE_DEPTH);
+        tokio::spawn(async move {
+            // Both operations are short local storage calls: answered in order, inline.
+            while let Ok(Some(r)) = inbound.message().await {
+                let (status, read) = match r.op {
+                    Some(pb::peer_request::Op::Replicate(rep)) => {
+                        (apply_replicate(&cluster, &rep).err(), None)
+                    }
+                    Some(pb::peer_request::Op::Read(rd)) => match read_states(&cluster, rd) {
+                        Ok(resp) => (None, Some(resp)),
+                        Err(e) => (Some(e), None),
+                    },
+                    None => (
+                        Some(NodeError::InvalidArgument("empty peer request".into())),
+                        None,
+                    ),
+                };
+                let resp = pb::PeerResponse {
+                    id: r.id,
+                    status: Some(status.as_ref().map_or_else(ops::ok, pb::Status::from)),
+                    read,
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn relay(
@@ -57,20 +123,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let mut objects = Vec::new();
-        for skey in req.into_inner().storage_keys {
-            let object = self
-                .cluster
-                .engine
-                .storage()
-                .get_data(&skey)?
-                .unwrap_or_default();
-            objects.push(pb::ObjectState {
-                storage_key: skey,
-                object: object.into(),
-            });
-        }
-        Ok(Response::new(pb::ReadResponse { objects }))
+        Ok(Response::new(read_states(&self.cluster, req.into_inner())?))
     }
 
     type StreamPartitionStream = ChunkStream;

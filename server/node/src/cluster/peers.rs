@@ -1,18 +1,20 @@
 //! Connections to other nodes: one lazily connected HTTP/2 channel per peer, shared by all
 //! requests to it (tonic multiplexes them), each request bounded by the peer timeout.
 
+use super::pipe::Pipe;
 use crate::error::{NodeError, NodeResult};
 use meridian_core::ActorId;
 use meridian_proto::v1 as pb;
 use pb::peer_client::PeerClient;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 pub struct Peers {
     timeout: Duration,
     channels: Mutex<HashMap<ActorId, (String, Channel)>>,
+    pipes: tokio::sync::Mutex<HashMap<ActorId, (String, Arc<Pipe>)>>,
 }
 
 impl Peers {
@@ -20,6 +22,7 @@ impl Peers {
         Self {
             timeout,
             channels: Mutex::new(HashMap::new()),
+            pipes: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -48,6 +51,44 @@ impl Peers {
             .connect_lazy();
         map.insert(node, (url.to_string(), ch.clone()));
         Ok(client(ch))
+    }
+}
+
+impl Peers {
+    /// Sends one replication or read request to `node` over its pipe, opening (or
+    /// reopening) the pipe as needed.
+    pub async fn call(
+        &self,
+        node: ActorId,
+        url: &str,
+        op: pb::peer_request::Op,
+    ) -> NodeResult<pb::PeerResponse> {
+        let existing = self
+            .pipes
+            .lock()
+            .await
+            .get(&node)
+            .filter(|(known, p)| known == url && p.is_alive())
+            .map(|(_, p)| p.clone());
+        let pipe = match existing {
+            Some(p) => p,
+            None => {
+                // Opened without holding the map: a slow or dead peer must not hold up
+                // calls to the others. Two racing opens are harmless; the last one stays.
+                let client = self.client(node, url)?;
+                let p = tokio::time::timeout(self.timeout, Pipe::open(client, 4096))
+                    .await
+                    .map_err(|_| {
+                        NodeError::Unavailable(format!("node {node} did not open a pipe"))
+                    })??;
+                self.pipes
+                    .lock()
+                    .await
+                    .insert(node, (url.to_string(), p.clone()));
+                p
+            }
+        };
+        pipe.call(op, self.timeout).await
     }
 }
 
