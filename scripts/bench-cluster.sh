@@ -12,18 +12,9 @@ cd "$(dirname "$0")/.."
 RECORDS="${1:-100000}"
 SECONDS_PER="${2:-15}"
 CONC="${3:-64}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meridian-target}"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 cargo build --release -p meridian
-BIN="$CARGO_TARGET_DIR/release/meridian"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-wait_ready() { # file
-  for _ in $(seq 600); do grep -q MERIDIAN_READY "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "not ready: $1"; exit 1
-}
 field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 # One node on its own.

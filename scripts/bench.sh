@@ -11,23 +11,14 @@ cd "$(dirname "$0")/.."
 RECORDS="${1:-100000}"
 SECONDS_PER="${2:-15}"
 CONC="${3:-64}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meridian-target}"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 if ! command -v redis-server >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 cargo build --release -p meridian
-BIN="$CARGO_TARGET_DIR/release/meridian"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-wait_ready() { # file
-  for _ in $(seq 600); do grep -q MERIDIAN_READY "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "not ready: $1"; exit 1
-}
 
 "$BIN" server --data-dir "$WORK/data" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 --log warn \
   >"$WORK/node.out" 2>"$WORK/node.log" & PIDS+=($!)

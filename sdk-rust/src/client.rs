@@ -664,7 +664,7 @@ fn unexpected() -> Error {
 }
 
 fn consistency(c: Option<Consistency>) -> i32 {
-    c.map_or(pb::Consistency::Unspecified, Consistency::to_proto) as i32
+    c.map_or(pb::Consistency::Unspecified, pb::Consistency::from) as i32
 }
 
 fn request_id(id: Option<[u8; 16]>) -> Bytes {

@@ -15,7 +15,12 @@ async fn connect(e: &EndpointArgs) -> anyhow::Result<Client> {
 
 fn parse_common(a: &KeyArgs) -> anyhow::Result<(Option<Context>, Option<Consistency>)> {
     let ctx = a.context.as_deref().map(Context::from_base64).transpose()?;
-    let c = a.consistency.as_deref().map(str::parse).transpose()?;
+    let c = a
+        .consistency
+        .as_deref()
+        .map(str::parse::<Consistency>)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     Ok((ctx, c))
 }
 

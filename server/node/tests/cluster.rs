@@ -195,30 +195,12 @@ async fn hints_survive_a_restart_of_the_node_holding_them() {
             .await
             .expect("write with one node down");
     }
-    let mut admin = c.admin(0).await;
-    let before: u64 = admin
-        .hints(pb::HintsRequest {})
-        .await
-        .expect("hints")
-        .into_inner()
-        .queues
-        .iter()
-        .map(|q| q.count)
-        .sum();
+    let before = c.hints_on(0).await;
     assert!(before >= 20, "node 0 should hold hints, holds {before}");
 
     // The holder restarts (kill -9) while the target is still down.
     c.restart(0);
-    let mut admin = c.admin(0).await;
-    let after: u64 = admin
-        .hints(pb::HintsRequest {})
-        .await
-        .expect("hints")
-        .into_inner()
-        .queues
-        .iter()
-        .map(|q| q.count)
-        .sum();
+    let after = c.hints_on(0).await;
     assert_eq!(after, before, "hints must survive the holder's restart");
 
     c.restart(2);

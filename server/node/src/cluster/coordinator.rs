@@ -41,7 +41,9 @@ impl WriteOp {
     }
 
     fn to_operation(&self) -> pb::Operation {
-        let consistency = self.consistency.map_or(0, to_pb_level);
+        let consistency = self
+            .consistency
+            .map_or(0, |c| pb::Consistency::from(c) as i32);
         let op = match &self.value {
             Some(v) => pb::operation::Op::Put(pb::PutRequest {
                 keyspace: self.keyspace.clone(),
@@ -63,18 +65,6 @@ impl WriteOp {
         };
         pb::Operation { op: Some(op) }
     }
-}
-
-pub fn to_pb_level(c: Consistency) -> i32 {
-    (match c {
-        Consistency::One => pb::Consistency::One,
-        Consistency::Two => pb::Consistency::Two,
-        Consistency::Quorum => pb::Consistency::Quorum,
-        Consistency::All => pb::Consistency::All,
-        Consistency::LocalOne => pb::Consistency::LocalOne,
-        Consistency::LocalQuorum => pb::Consistency::LocalQuorum,
-        Consistency::EachQuorum => pb::Consistency::EachQuorum,
-    }) as i32
 }
 
 fn level_name(level: Consistency, explicit: u32) -> String {

@@ -63,18 +63,7 @@ pub fn spec_from_proto(p: pb::KeyspaceSpec, facts: &NodeFacts) -> Result<Keyspac
 }
 
 pub fn spec_to_proto(s: &KeyspaceSpec) -> pb::Keyspace {
-    let consistency = |c: meridian_core::Consistency| -> i32 {
-        use meridian_core::Consistency as C;
-        (match c {
-            C::One => pb::Consistency::One,
-            C::Two => pb::Consistency::Two,
-            C::Quorum => pb::Consistency::Quorum,
-            C::All => pb::Consistency::All,
-            C::LocalOne => pb::Consistency::LocalOne,
-            C::LocalQuorum => pb::Consistency::LocalQuorum,
-            C::EachQuorum => pb::Consistency::EachQuorum,
-        }) as i32
-    };
+    let consistency = |c: meridian_core::Consistency| pb::Consistency::from(c) as i32;
     pb::Keyspace {
         id: s.id(),
         spec: Some(pb::KeyspaceSpec {

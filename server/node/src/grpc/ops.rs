@@ -59,21 +59,7 @@ impl Handler for ClusterHandler {
 }
 
 pub fn consistency(raw: i32) -> NodeResult<Option<Consistency>> {
-    Ok(match pb::Consistency::try_from(raw) {
-        Ok(pb::Consistency::Unspecified) => None,
-        Ok(pb::Consistency::One) => Some(Consistency::One),
-        Ok(pb::Consistency::Two) => Some(Consistency::Two),
-        Ok(pb::Consistency::Quorum) => Some(Consistency::Quorum),
-        Ok(pb::Consistency::All) => Some(Consistency::All),
-        Ok(pb::Consistency::LocalOne) => Some(Consistency::LocalOne),
-        Ok(pb::Consistency::LocalQuorum) => Some(Consistency::LocalQuorum),
-        Ok(pb::Consistency::EachQuorum) => Some(Consistency::EachQuorum),
-        Err(_) => {
-            return Err(NodeError::InvalidArgument(format!(
-                "unknown consistency value {raw}"
-            )));
-        }
-    })
+    meridian_proto::consistency_from_wire(raw).map_err(NodeError::InvalidArgument)
 }
 
 pub async fn get(cluster: &Arc<Cluster>, g: &pb::GetRequest) -> NodeResult<pb::GetResponse> {

@@ -312,16 +312,25 @@ impl TestCluster {
         .await
     }
 
+    /// Hints queued on node `i`.
+    pub async fn hints_on(&self, i: usize) -> u64 {
+        let mut admin = self.admin(i).await;
+        admin
+            .hints(meridian_sdk::proto::HintsRequest {})
+            .await
+            .expect("hints")
+            .into_inner()
+            .queues
+            .iter()
+            .map(|q| q.count)
+            .sum()
+    }
+
     /// Total hints queued on running nodes.
     pub async fn hints_total(&self) -> u64 {
         let mut total = 0;
-        for (_, n) in self.running() {
-            if let Ok(mut c) =
-                meridian_sdk::proto::admin_client::AdminClient::connect(n.grpc.clone()).await
-                && let Ok(h) = c.hints(meridian_sdk::proto::HintsRequest {}).await
-            {
-                total += h.into_inner().queues.iter().map(|q| q.count).sum::<u64>();
-            }
+        for (i, _) in self.running() {
+            total += self.hints_on(i).await;
         }
         total
     }
