@@ -34,6 +34,24 @@ impl GetResult {
     }
 }
 
+/// What a write returns.
+///
+/// When values concurrent with the write survived it, `siblings` holds every live value
+/// (this write's included) and `context` covers them all: writing again with that context
+/// supersedes them, so look at them first (resolve, or keep them). When only this write is
+/// live, `siblings` is empty and the context is safe to reuse as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteResult {
+    pub context: Context,
+    pub siblings: Vec<Bytes>,
+}
+
+impl WriteResult {
+    pub fn has_siblings(&self) -> bool {
+        !self.siblings.is_empty()
+    }
+}
+
 /// A keyspace as the admin API describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyspaceInfo {
@@ -286,14 +304,15 @@ impl Client {
     }
 
     /// Writes a value. With the context of an earlier read it replaces exactly what that read
-    /// saw; without one it becomes a sibling of whatever is there. Returns the new context.
+    /// saw; without one it becomes a sibling of whatever is there. Returns the new context,
+    /// with the values it covers when concurrent ones survived (see [`WriteResult`]).
     pub async fn put(
         &self,
         keyspace: &str,
         key: impl AsRef<[u8]>,
         value: impl Into<Bytes>,
         context: Option<&Context>,
-    ) -> Result<Context> {
+    ) -> Result<WriteResult> {
         self.put_with(keyspace, key, value, context, &WriteOptions::default())
             .await
     }
@@ -305,7 +324,7 @@ impl Client {
         value: impl Into<Bytes>,
         context: Option<&Context>,
         opts: &WriteOptions,
-    ) -> Result<Context> {
+    ) -> Result<WriteResult> {
         let op = pb::operation::Op::Put(pb::PutRequest {
             keyspace: keyspace.to_string(),
             key: Bytes::copy_from_slice(key.as_ref()),
@@ -325,7 +344,7 @@ impl Client {
         keyspace: &str,
         key: impl AsRef<[u8]>,
         context: Option<&Context>,
-    ) -> Result<Context> {
+    ) -> Result<WriteResult> {
         self.delete_with(keyspace, key, context, &WriteOptions::default())
             .await
     }
@@ -336,7 +355,7 @@ impl Client {
         key: impl AsRef<[u8]>,
         context: Option<&Context>,
         opts: &WriteOptions,
-    ) -> Result<Context> {
+    ) -> Result<WriteResult> {
         let op = pb::operation::Op::Delete(pb::DeleteRequest {
             keyspace: keyspace.to_string(),
             key: Bytes::copy_from_slice(key.as_ref()),
@@ -372,14 +391,15 @@ impl Client {
 
     /// Read-modify-write: reads the key (resolving siblings with `resolver` if there are
     /// several), applies `f` to the current value, and writes the result with the read's
-    /// context. `f` returning `None` deletes the key. Returns the new context.
+    /// context. `f` returning `None` deletes the key. Returns what the write returned: check
+    /// [`WriteResult::siblings`] when concurrent writes may race the update.
     pub async fn update<F>(
         &self,
         keyspace: &str,
         key: impl AsRef<[u8]>,
         resolver: Option<&dyn Resolver>,
         f: F,
-    ) -> Result<Context>
+    ) -> Result<WriteResult>
     where
         F: FnOnce(Option<Bytes>) -> Option<Bytes>,
     {
@@ -548,12 +568,15 @@ impl Client {
         AdminClient::new(self.inner.nodes[i].channel.clone())
     }
 
-    /// Runs a put or delete and returns the context it produced.
-    async fn write(&self, op: pb::operation::Op, timeout: Option<Duration>) -> Result<Context> {
+    /// Runs a put or delete and returns the context it produced, with surviving siblings.
+    async fn write(&self, op: pb::operation::Op, timeout: Option<Duration>) -> Result<WriteResult> {
         use pb::operation_result::Result as R;
         match self.execute(op, timeout).await?.result {
-            Some(R::Put(pb::PutResponse { context }))
-            | Some(R::Delete(pb::DeleteResponse { context })) => Ok(Context(context)),
+            Some(R::Put(pb::PutResponse { context, siblings }))
+            | Some(R::Delete(pb::DeleteResponse { context, siblings })) => Ok(WriteResult {
+                context: Context(context),
+                siblings,
+            }),
             _ => Err(unexpected()),
         }
     }

@@ -3,10 +3,10 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), meridian_sdk::Error> {
 //! let client = meridian_sdk::Client::connect(["http://127.0.0.1:7070"]).await?;
-//! let ctx = client.put("default", "cart:1", "apples", None).await?;
+//! let written = client.put("default", "cart:1", "apples", None).await?;
 //! let read = client.get("default", "cart:1").await?;
 //! client.put("default", "cart:1", "apples,pears", Some(&read.context)).await?;
-//! # let _ = ctx; Ok(()) }
+//! # let _ = written; Ok(()) }
 //! ```
 //!
 //! Operations travel over a few long-lived bidirectional gRPC streams per endpoint,
@@ -23,7 +23,7 @@ mod stream;
 
 mod routing;
 
-pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo};
+pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo, WriteResult};
 pub use context::Context;
 pub use error::{Error, ErrorCode, Result};
 pub use options::{Consistency, ReadOptions, ValueKind, WriteOptions};

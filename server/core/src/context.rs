@@ -1,22 +1,26 @@
 //! The causal context a client carries between a read and its next write.
 //!
-//! It is the DVVSet's join: for each actor, the highest dot the reader saw. Clients treat it
-//! as opaque bytes (base64url in the HTTP header `meridian-context`); the encoding is
-//! versioned so it can evolve, and decoding refuses anything not produced by `encode`, so a
-//! corrupted or hand-made context cannot silently supersede values the client never saw.
+//! It is the DVVSet's join: for each actor, the highest dot the reader saw, plus the largest
+//! hybrid logical timestamp it saw (so the replica that takes its next write issues a later
+//! one: in `lww` keyspaces a causally later write never loses to the value it read). Clients
+//! treat it as opaque bytes: the wire form is sealed with a MAC over the key (see
+//! [`crate::seal`]), and decoding refuses anything not produced by `encode`, so a corrupted,
+//! hand-made or borrowed context cannot supersede values its holder never saw.
 
 use crate::actor::ActorId;
 use crate::error::CoreError;
 
 /// First byte of every encoded context.
-const CONTEXT_FORMAT: u8 = 1;
-/// More entries than this cannot come from a real cluster (one entry per server node).
+pub(crate) const CONTEXT_FORMAT: u8 = 2;
+/// More entries than this cannot come from a real cluster (one entry per server incarnation).
 pub const MAX_CONTEXT_ENTRIES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CausalContext {
     /// Sorted by actor, no duplicates, no zero counters.
     entries: Vec<(ActorId, u64)>,
+    /// Largest hybrid logical timestamp among the versions the reader saw (0: none).
+    hlc: u64,
 }
 
 impl CausalContext {
@@ -26,11 +30,22 @@ impl CausalContext {
 
     /// Callers guarantee the invariants (used by `DvvSet::join`, which keeps them).
     pub(crate) fn from_sorted_unchecked(entries: Vec<(ActorId, u64)>) -> Self {
-        Self { entries }
+        Self { entries, hlc: 0 }
+    }
+
+    /// The same context, remembering that its reader saw timestamp `hlc`.
+    #[must_use]
+    pub fn with_hlc(mut self, hlc: u64) -> Self {
+        self.hlc = self.hlc.max(hlc);
+        self
     }
 
     pub fn entries(&self) -> &[(ActorId, u64)] {
         &self.entries
+    }
+
+    pub fn hlc(&self) -> u64 {
+        self.hlc
     }
 
     pub fn len(&self) -> usize {
@@ -67,24 +82,28 @@ impl CausalContext {
                 (None, None) => break,
             }
         }
-        Self { entries: out }
+        Self {
+            entries: out,
+            hlc: self.hlc.max(other.hlc),
+        }
     }
 
-    /// Canonical bytes: format byte, entry count, then (16-byte actor, counter) pairs; counts
-    /// and counters are LEB128 varints.
+    /// Canonical bytes (unsealed): format byte, entry count, (16-byte actor, counter) pairs,
+    /// then the timestamp; counts, counters and the timestamp are LEB128 varints.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + self.entries.len() * 20);
+        let mut out = Vec::with_capacity(12 + self.entries.len() * 20);
         out.push(CONTEXT_FORMAT);
         put_varint(&mut out, self.entries.len() as u64);
         for (actor, counter) in &self.entries {
             out.extend_from_slice(actor.as_bytes());
             put_varint(&mut out, *counter);
         }
+        put_varint(&mut out, self.hlc);
         out
     }
 
-    /// Decodes client-supplied bytes. Empty bytes are the empty context (a write that has
-    /// seen nothing).
+    /// Decodes unsealed bytes made by [`CausalContext::encode`]. Empty bytes are the empty
+    /// context (a write that has seen nothing).
     pub fn decode(bytes: &[u8]) -> Result<Self, CoreError> {
         let bad = |why: &str| CoreError::MalformedContext(why.to_string());
         if bytes.is_empty() {
@@ -121,10 +140,11 @@ impl CausalContext {
             }
             entries.push((actor, counter));
         }
+        let hlc = take_varint(&mut rest).ok_or_else(|| bad("truncated timestamp"))?;
         if !rest.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        Ok(Self { entries })
+        Ok(Self { entries, hlc })
     }
 }
 
@@ -166,6 +186,7 @@ mod tests {
     fn ctx(pairs: &[(u8, u64)]) -> CausalContext {
         CausalContext {
             entries: pairs.iter().map(|(a, n)| (ActorId([*a; 16]), *n)).collect(),
+            hlc: 0,
         }
     }
 
@@ -187,8 +208,8 @@ mod tests {
             ([good.clone(), vec![0]].concat(), "trailing bytes"),
             (ctx(&[(2, 1), (1, 1)]).encode(), "not strictly sorted"),
             (ctx(&[(1, 1), (1, 2)]).encode(), "not strictly sorted"),
-            (vec![1, 0xff, 0xff, 0x03], "entries; at most 1024"),
-            (vec![1, 0x80, 0x00], "truncated entry count"),
+            (vec![2, 0xff, 0xff, 0x03], "entries; at most 1024"),
+            (vec![2, 0x80, 0x00], "truncated entry count"),
         ];
         for (bytes, why) in cases {
             let err = CausalContext::decode(&bytes).unwrap_err();
@@ -199,9 +220,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn encode_decode_roundtrip(mut pairs in proptest::collection::btree_map(any::<u8>(), 1..u64::MAX, 0..20)) {
-            let c = ctx(&pairs.iter().map(|(a, n)| (*a, *n)).collect::<Vec<_>>());
-            pairs.clear();
+        fn encode_decode_roundtrip(pairs in proptest::collection::btree_map(any::<u8>(), 1..u64::MAX, 0..20), hlc in any::<u64>()) {
+            let c = ctx(&pairs.iter().map(|(a, n)| (*a, *n)).collect::<Vec<_>>()).with_hlc(hlc);
             prop_assert_eq!(CausalContext::decode(&c.encode()).unwrap(), c);
         }
 
@@ -215,11 +235,13 @@ mod tests {
 
         #[test]
         fn merge_is_a_join(a in proptest::collection::btree_map(0u8..8, 1u64..50, 0..8),
-                           b in proptest::collection::btree_map(0u8..8, 1u64..50, 0..8)) {
-            let ca = ctx(&a.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
-            let cb = ctx(&b.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
+                           b in proptest::collection::btree_map(0u8..8, 1u64..50, 0..8),
+                           ha in 0u64..9, hb in 0u64..9) {
+            let ca = ctx(&a.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()).with_hlc(ha);
+            let cb = ctx(&b.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()).with_hlc(hb);
             prop_assert_eq!(ca.merge(&cb), cb.merge(&ca));
             prop_assert_eq!(ca.merge(&ca), ca.clone());
+            prop_assert_eq!(ca.merge(&cb).hlc(), ha.max(hb));
         }
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::actor::ActorId;
 use crate::context::CausalContext;
+use crate::error::CoreError;
 use serde::{Deserialize, Serialize};
 
 /// A single event: the `counter`-th write coordinated by `actor`.
@@ -206,16 +207,20 @@ impl<V: Clone> DvvSet<V> {
     }
 
     /// Records a new value minted by `actor`, newer than everything the set has seen from it.
-    pub fn event(&mut self, actor: ActorId, value: V) -> Dot {
+    ///
+    /// Counters grow with checked arithmetic: a counter at `u64::MAX` cannot mint again, and
+    /// says so instead of wrapping to a dot that was used long ago.
+    pub fn event(&mut self, actor: ActorId, value: V) -> Result<Dot, CoreError> {
         match self.entries.binary_search_by(|e| e.actor.cmp(&actor)) {
             Ok(idx) => {
                 let e = &mut self.entries[idx];
-                e.counter += 1;
+                let counter = e
+                    .counter
+                    .checked_add(1)
+                    .ok_or(CoreError::ClockOverflow { actor })?;
+                e.counter = counter;
                 e.values.insert(0, value);
-                Dot {
-                    actor,
-                    counter: e.counter,
-                }
+                Ok(Dot { actor, counter })
             }
             Err(idx) => {
                 self.entries.insert(
@@ -226,17 +231,22 @@ impl<V: Clone> DvvSet<V> {
                         values: vec![value],
                     },
                 );
-                Dot { actor, counter: 1 }
+                Ok(Dot { actor, counter: 1 })
             }
         }
     }
 
     /// A client write at the replica `actor`: supersede what `context` covers, keep the rest
     /// as siblings, and add `value` under a fresh dot.
-    pub fn update(&self, context: &CausalContext, actor: ActorId, value: V) -> (Self, Dot) {
+    pub fn update(
+        &self,
+        context: &CausalContext,
+        actor: ActorId,
+        value: V,
+    ) -> Result<(Self, Dot), CoreError> {
         let mut next = self.discard(context);
-        let dot = next.event(actor, value);
-        (next, dot)
+        let dot = next.event(actor, value)?;
+        Ok((next, dot))
     }
 
     /// Keeps the clock but drops every value for which `keep` is false (used to purge
@@ -267,7 +277,8 @@ fn merge_entry<V: Clone>(a: &Entry<V>, b: &Entry<V>) -> Entry<V> {
     } else {
         (b, a)
     };
-    let keep = (hi.counter - lo.counter) as usize + lo.values.len();
+    let newer = usize::try_from(hi.counter - lo.counter).unwrap_or(usize::MAX);
+    let keep = newer.saturating_add(lo.values.len());
     Entry {
         actor: hi.actor,
         counter: hi.counter,
@@ -288,10 +299,10 @@ mod tests {
     #[test]
     fn two_writes_without_context_are_siblings_and_a_write_with_context_replaces_both() {
         let s = DvvSet::new();
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a");
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "b");
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a").unwrap();
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "b").unwrap();
         assert_eq!(s.values().copied().collect::<Vec<_>>(), vec!["b", "a"]);
-        let (s, dot) = s.update(&s.join(), actor(1), "c");
+        let (s, dot) = s.update(&s.join(), actor(1), "c").unwrap();
         assert_eq!(s.values().copied().collect::<Vec<_>>(), vec!["c"]);
         assert_eq!(dot.counter, 3);
     }
@@ -299,10 +310,10 @@ mod tests {
     #[test]
     fn stale_context_keeps_the_concurrent_value() {
         let s = DvvSet::new();
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a");
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a").unwrap();
         let read = s.join();
-        let (s, _) = s.update(&read, actor(1), "b"); // supersedes a
-        let (s, _) = s.update(&read, actor(1), "c"); // concurrent with b
+        let (s, _) = s.update(&read, actor(1), "b").unwrap(); // supersedes a
+        let (s, _) = s.update(&read, actor(1), "c").unwrap(); // concurrent with b
         let mut vals: Vec<_> = s.values().copied().collect();
         vals.sort();
         assert_eq!(vals, vec!["b", "c"]);
@@ -310,7 +321,9 @@ mod tests {
 
     #[test]
     fn retain_keeps_clock() {
-        let (s, _) = DvvSet::new().update(&CausalContext::empty(), actor(1), None::<u8>);
+        let (s, _) = DvvSet::new()
+            .update(&CausalContext::empty(), actor(1), None::<u8>)
+            .unwrap();
         let mut s2 = s.clone();
         s2.retain_values(Option::is_some);
         assert!(s2.is_empty());
@@ -361,11 +374,12 @@ mod tests {
             match *op {
                 Op::WriteWithContext { from, to } => {
                     let ctx = replicas[from].join();
-                    replicas[to] = replicas[to].update(&ctx, actor(to as u8), next).0;
+                    replicas[to] = replicas[to].update(&ctx, actor(to as u8), next).unwrap().0;
                 }
                 Op::BlindWrite { to } => {
                     replicas[to] = replicas[to]
                         .update(&CausalContext::empty(), actor(to as u8), next)
+                        .unwrap()
                         .0;
                 }
                 Op::Sync { from, to } => {
@@ -440,7 +454,7 @@ mod tests {
             all.extend(after);
             let rs = run(&all);
             let target = &rs[writer];
-            let (written, dot) = target.update(&ctx, actor(writer as u8), u32::MAX);
+            let (written, dot) = target.update(&ctx, actor(writer as u8), u32::MAX).unwrap();
             let mut expected: BTreeSet<_> = value_set(target)
                 .into_iter()
                 .filter(|(d, _)| {
@@ -455,7 +469,7 @@ mod tests {
 
         #[test]
         fn write_without_context_keeps_every_value(rs in states(), w in 0..REPLICAS) {
-            let (written, dot) = rs[w].update(&CausalContext::empty(), actor(w as u8), u32::MAX);
+            let (written, dot) = rs[w].update(&CausalContext::empty(), actor(w as u8), u32::MAX).unwrap();
             let mut expected = value_set(&rs[w]);
             expected.insert((dot, u32::MAX));
             prop_assert_eq!(value_set(&written), expected);

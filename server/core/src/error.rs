@@ -13,6 +13,16 @@ pub enum CoreError {
     ValueTooLarge { size: usize, limit: usize },
     #[error("malformed context: {0}")]
     MalformedContext(String),
+    /// The context's MAC does not match this key: it was issued for another key (or by
+    /// another cluster), or it was altered.
+    #[error(
+        "context does not belong to this key: pass the context returned by a read or write \
+         of this same key, unchanged"
+    )]
+    ForeignContext,
+    /// A counter cannot grow past u64::MAX; refusing is better than wrapping to a used dot.
+    #[error("the clock of actor {actor} is exhausted for this key")]
+    ClockOverflow { actor: crate::ActorId },
     #[error("malformed request id: {len} bytes, expected 16 (or none)")]
     MalformedRequestId { len: usize },
     #[error(

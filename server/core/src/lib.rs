@@ -21,6 +21,7 @@ pub mod partition;
 pub mod quorum;
 pub mod replica;
 pub mod ring;
+pub mod seal;
 pub mod version;
 
 pub use actor::ActorId;
@@ -30,4 +31,5 @@ pub use dvv::DvvSet;
 pub use error::CoreError;
 pub use keyspace::{KeyspaceSpec, ValueKind};
 pub use object::StoredObject;
+pub use seal::ContextSeal;
 pub use version::{RequestId, Version};

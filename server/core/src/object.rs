@@ -9,10 +9,33 @@ use crate::version::{RequestId, Version};
 use serde::{Deserialize, Serialize};
 
 /// First byte of every stored object; bump it when the layout changes.
-const OBJECT_FORMAT: u8 = 1;
+const OBJECT_FORMAT: u8 = 2;
 /// How many recent request ids a key remembers, so a retry is recognised even after a later
 /// write superseded the version it created.
 pub const RECENT_REQUESTS: usize = 16;
+
+/// One remembered write: which request minted which dot, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecentWrite {
+    /// First, so that the newest sort first when ordered descending.
+    pub timestamp: u64,
+    pub dot: Dot,
+    pub request_id: RequestId,
+}
+
+/// Joins two replicas' records of recent writes: the union, newest first by (timestamp,
+/// dot, request id), cut to [`RECENT_REQUESTS`].
+///
+/// The top N of a union under a total order is commutative, associative and idempotent, so
+/// the record converges like the rest of the object and travels with it: a retry that lands
+/// on another replica after the first one minted is still recognised there.
+pub fn merge_recent(a: &[RecentWrite], b: &[RecentWrite]) -> Vec<RecentWrite> {
+    let mut all: Vec<RecentWrite> = a.iter().chain(b).copied().collect();
+    all.sort_unstable_by(|x, y| y.cmp(x));
+    all.dedup();
+    all.truncate(RECENT_REQUESTS);
+    all
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoredObject {
@@ -23,9 +46,8 @@ pub enum StoredObject {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SiblingsState {
     pub dvv: DvvSet<Version>,
-    /// Newest first: (request id, the dot it minted). Replica-local bookkeeping, not part of
-    /// the replicated state (see [`StoredObject::replicated_bytes`]).
-    pub recent: Vec<(RequestId, Dot)>,
+    /// Recent writes, newest first (see [`merge_recent`]); replicated with the values.
+    pub recent: Vec<RecentWrite>,
 }
 
 impl StoredObject {
@@ -46,16 +68,26 @@ impl StoredObject {
         out
     }
 
-    /// The replicated state only (no replica-local bookkeeping): two replicas that agree on a
-    /// key produce equal bytes here, which is what Merkle trees hash.
+    /// The replicated state: two replicas that agree on a key produce equal bytes here, which
+    /// is what read repair and Merkle trees compare. Everything an object holds is replicated
+    /// (the request record too), so this is its canonical encoding.
     pub fn replicated_bytes(&self) -> Vec<u8> {
-        let mut out = vec![OBJECT_FORMAT];
-        let body = match self {
-            StoredObject::Siblings(s) => postcard::to_extend(&s.dvv, Vec::new()),
-            StoredObject::Lww(r) => postcard::to_extend(r, Vec::new()),
-        };
-        out.extend_from_slice(&body.unwrap_or_default());
-        out
+        self.encode()
+    }
+
+    /// The largest hybrid logical timestamp in the object: what a node that receives it must
+    /// have seen before it issues its next timestamp.
+    pub fn max_timestamp(&self) -> u64 {
+        match self {
+            StoredObject::Siblings(s) => s
+                .dvv
+                .values()
+                .map(|v| v.timestamp)
+                .chain(s.recent.iter().map(|r| r.timestamp))
+                .max()
+                .unwrap_or(0),
+            StoredObject::Lww(r) => r.version.timestamp,
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, CoreError> {
@@ -82,7 +114,7 @@ impl StoredObject {
             (StoredObject::Siblings(a), StoredObject::Siblings(b)) => {
                 Ok(StoredObject::Siblings(SiblingsState {
                     dvv: a.dvv.sync(&b.dvv),
-                    recent: a.recent.clone(),
+                    recent: merge_recent(&a.recent, &b.recent),
                 }))
             }
             (StoredObject::Lww(a), StoredObject::Lww(b)) => Ok(StoredObject::Lww(a.merge(b))),
@@ -93,12 +125,13 @@ impl StoredObject {
         }
     }
 
-    /// The context a reader of this object gets.
+    /// The context a reader of this object gets: the clock, and the newest timestamp seen.
     pub fn context(&self) -> CausalContext {
-        match self {
+        let clock = match self {
             StoredObject::Siblings(s) => s.dvv.join(),
             StoredObject::Lww(_) => CausalContext::empty(),
-        }
+        };
+        clock.with_hlc(self.max_timestamp())
     }
 
     /// Number of stored versions, tombstones included.
@@ -121,6 +154,7 @@ impl StoredObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sample() -> StoredObject {
         let mut s = SiblingsState::default();
@@ -129,8 +163,8 @@ mod tests {
             request_id: [3; 16],
             timestamp: 42,
         };
-        s.dvv.event(ActorId([1; 16]), v(b"a"));
-        s.dvv.event(ActorId([2; 16]), v(b"b"));
+        s.dvv.event(ActorId([1; 16]), v(b"a")).unwrap();
+        s.dvv.event(ActorId([2; 16]), v(b"b")).unwrap();
         StoredObject::Siblings(s)
     }
 
@@ -151,7 +185,35 @@ mod tests {
         assert!(StoredObject::decode(&[]).is_err());
         assert!(StoredObject::decode(&[9, 0]).is_err());
         let mut flipped = bytes.clone();
-        flipped[0] = 2;
+        flipped[0] = 1; // an older format
         assert!(StoredObject::decode(&flipped).is_err());
+    }
+
+    fn recent() -> impl Strategy<Value = Vec<RecentWrite>> {
+        proptest::collection::vec(
+            (0u64..6, 0u8..3, 1u64..4, 0u8..4).prop_map(|(ts, a, n, id)| RecentWrite {
+                timestamp: ts,
+                dot: Dot {
+                    actor: ActorId([a; 16]),
+                    counter: n,
+                },
+                request_id: [id; 16],
+            }),
+            0..24,
+        )
+        .prop_map(|v| merge_recent(&v, &[]))
+    }
+
+    proptest! {
+        #[test]
+        fn recent_merge_laws(a in recent(), b in recent(), c in recent()) {
+            prop_assert_eq!(merge_recent(&a, &b), merge_recent(&b, &a));
+            prop_assert_eq!(
+                merge_recent(&merge_recent(&a, &b), &c),
+                merge_recent(&a, &merge_recent(&b, &c))
+            );
+            prop_assert_eq!(merge_recent(&a, &a), a.clone());
+            prop_assert!(merge_recent(&a, &b).len() <= RECENT_REQUESTS);
+        }
     }
 }

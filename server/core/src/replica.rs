@@ -10,7 +10,7 @@ use crate::context::CausalContext;
 use crate::error::CoreError;
 use crate::keyspace::ValueKind;
 use crate::lww::LwwRegister;
-use crate::object::{RECENT_REQUESTS, SiblingsState, StoredObject};
+use crate::object::{RecentWrite, SiblingsState, StoredObject, merge_recent};
 use crate::version::{RequestId, Version};
 
 /// A client write as the minting replica sees it.
@@ -29,17 +29,31 @@ pub struct Write<'a> {
     pub max_siblings: usize,
 }
 
+/// What a writer is told: the new context and, when versions concurrent with its write
+/// survive it, every live value that context covers.
+///
+/// A version vector cannot say "saw 1 and 3 but not 2": a context handed out without the
+/// values it covers would let the writer's next write supersede a sibling it never saw. So
+/// when anything but the writer's own value survives, the reply carries the values as a read
+/// does; when only its own value survives, the context alone is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriteReply {
+    pub context: CausalContext,
+    /// Empty when the writer's value (or nothing, after a delete) is all that is live.
+    pub siblings: Vec<Vec<u8>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
-    /// Persist `object`, then reply with `context`.
+    /// Persist `object`, then send `reply`.
     Applied {
         object: StoredObject,
-        context: CausalContext,
+        reply: WriteReply,
         /// Versions the key now holds (tombstones included), for the sibling metrics.
         siblings: usize,
     },
     /// The request id was seen before: acknowledge again, store nothing, mint nothing.
-    Duplicate { context: CausalContext },
+    Duplicate { reply: WriteReply },
 }
 
 /// Applies a put or delete to a key's current state.
@@ -51,6 +65,7 @@ pub enum WriteOutcome {
 /// - A request id seen before on this key is acknowledged without a new dot.
 /// - A write that would take the key past `max_siblings` without reducing the count is
 ///   refused, naming the count and the limit.
+/// - The new version's timestamp is later than every timestamp the context saw.
 pub fn apply_write(
     kind: ValueKind,
     current: Option<&StoredObject>,
@@ -77,11 +92,12 @@ fn apply_siblings_write(
             });
         }
     };
-    let seen_before = state.recent.iter().any(|(id, _)| *id == w.request_id)
+    let seen_before = state.recent.iter().any(|r| r.request_id == w.request_id)
         || state.dvv.values().any(|v| v.request_id == w.request_id);
     if seen_before {
+        let object = StoredObject::Siblings(state.clone());
         return Ok(WriteOutcome::Duplicate {
-            context: state.dvv.join(),
+            reply: reply_for(&object, &w.request_id),
         });
     }
     let own_read;
@@ -96,12 +112,13 @@ fn apply_siblings_write(
             &own_read
         }
     };
+    let timestamp = after(w.timestamp, w.context);
     let version = Version {
         data: w.data,
         request_id: w.request_id,
-        timestamp: w.timestamp,
+        timestamp,
     };
-    let (dvv, dot) = state.dvv.update(context, w.actor, version);
+    let (dvv, dot) = state.dvv.update(context, w.actor, version)?;
     let before = state.dvv.len();
     let after = dvv.len();
     if after > w.max_siblings && after > before {
@@ -111,15 +128,60 @@ fn apply_siblings_write(
             limit: w.max_siblings,
         });
     }
-    let mut recent = Vec::with_capacity(RECENT_REQUESTS);
-    recent.push((w.request_id, dot));
-    recent.extend(state.recent.iter().take(RECENT_REQUESTS - 1).copied());
-    let context = dvv.join();
+    let written = RecentWrite {
+        timestamp,
+        dot,
+        request_id: w.request_id,
+    };
+    let recent = merge_recent(&[written], &state.recent);
+    let object = StoredObject::Siblings(SiblingsState { dvv, recent });
     Ok(WriteOutcome::Applied {
-        object: StoredObject::Siblings(SiblingsState { dvv, recent }),
-        context,
+        reply: reply_for(&object, &w.request_id),
+        object,
         siblings: after,
     })
+}
+
+/// A timestamp later than `ts` and than everything the context saw.
+fn after(ts: u64, context: Option<&CausalContext>) -> u64 {
+    ts.max(context.map_or(0, |c| c.hlc().saturating_add(1)))
+}
+
+/// The reply to the writer of `request_id`, given the key's state after its write.
+fn reply_for(object: &StoredObject, request_id: &RequestId) -> WriteReply {
+    let context = object.context();
+    let StoredObject::Siblings(s) = object else {
+        return WriteReply {
+            context,
+            siblings: Vec::new(),
+        };
+    };
+    let live = live_versions(s);
+    let only_own = live.iter().all(|v| v.request_id == *request_id);
+    WriteReply {
+        context,
+        siblings: if only_own {
+            Vec::new()
+        } else {
+            live.into_iter().filter_map(|v| v.data.clone()).collect()
+        },
+    }
+}
+
+/// The versions a reader sees: tombstones hidden, and a write minted twice (a retry that
+/// reached a second replica before the first one's copy did) shown once. The context still
+/// covers both dots, so the reader's next write supersedes both.
+fn live_versions(state: &SiblingsState) -> Vec<&Version> {
+    let mut out: Vec<&Version> = Vec::new();
+    for v in state.dvv.values().filter(|v| !v.is_tombstone()) {
+        if !out
+            .iter()
+            .any(|o| o.request_id == v.request_id && o.data == v.data)
+        {
+            out.push(v);
+        }
+    }
+    out
 }
 
 fn apply_lww_write(
@@ -136,24 +198,26 @@ fn apply_lww_write(
             });
         }
     };
-    if current.is_some_and(|r| r.version.request_id == w.request_id) {
+    if let Some(r) = current.filter(|r| r.version.request_id == w.request_id) {
         return Ok(WriteOutcome::Duplicate {
-            context: CausalContext::empty(),
+            reply: reply_for(&StoredObject::Lww(r.clone()), &w.request_id),
         });
     }
-    // A write must beat what this replica holds, even if its clock lags the stored value.
+    // A write must beat what this replica holds, even if its clock lags the stored value, and
+    // what the client read, even if this replica has not received it yet.
     let floor = current.map_or(0, |r| r.version.timestamp.saturating_add(1));
     let register = LwwRegister {
         actor: w.actor,
         version: Version {
+            timestamp: after(w.timestamp, w.context).max(floor),
             data: w.data,
             request_id: w.request_id,
-            timestamp: w.timestamp.max(floor),
         },
     };
+    let object = StoredObject::Lww(register);
     Ok(WriteOutcome::Applied {
-        object: StoredObject::Lww(register),
-        context: CausalContext::empty(),
+        reply: reply_for(&object, &w.request_id),
+        object,
         siblings: 1,
     })
 }
@@ -183,14 +247,17 @@ pub fn read(current: Option<&StoredObject>) -> ReadView {
             context: CausalContext::empty(),
             stored_versions: 0,
         },
-        Some(StoredObject::Siblings(s)) => ReadView {
-            values: s.dvv.values().filter_map(|v| v.data.clone()).collect(),
-            context: s.dvv.join(),
+        Some(o @ StoredObject::Siblings(s)) => ReadView {
+            values: live_versions(s)
+                .into_iter()
+                .filter_map(|v| v.data.clone())
+                .collect(),
+            context: o.context(),
             stored_versions: s.dvv.len(),
         },
-        Some(StoredObject::Lww(r)) => ReadView {
+        Some(o @ StoredObject::Lww(r)) => ReadView {
             values: r.version.data.clone().into_iter().collect(),
-            context: CausalContext::empty(),
+            context: o.context(),
             stored_versions: 1,
         },
     }
@@ -240,13 +307,11 @@ mod tests {
                 },
             )?;
             Ok(match out {
-                WriteOutcome::Applied {
-                    object, context, ..
-                } => {
+                WriteOutcome::Applied { object, reply, .. } => {
                     self.obj = Some(object);
-                    context
+                    reply.context
                 }
-                WriteOutcome::Duplicate { context } => context,
+                WriteOutcome::Duplicate { reply } => reply.context,
             })
         }
 
@@ -365,5 +430,143 @@ mod tests {
             r.write_with_id(Some(b"b"), None, [50; 16], 100),
             Err(CoreError::KindMismatch { .. })
         ));
+    }
+
+    fn apply(r: &mut Replica, data: &[u8], ctx: Option<&CausalContext>, id: u8) -> WriteReply {
+        r.clock += 1;
+        let out = apply_write(
+            r.kind,
+            r.obj.as_ref(),
+            Write {
+                actor: NODE,
+                context: ctx,
+                data: Some(data.to_vec()),
+                request_id: [id; 16],
+                timestamp: r.clock,
+                max_siblings: 100,
+            },
+        )
+        .unwrap();
+        match out {
+            WriteOutcome::Applied { object, reply, .. } => {
+                r.obj = Some(object);
+                reply
+            }
+            WriteOutcome::Duplicate { reply } => reply,
+        }
+    }
+
+    /// C1 reads {R1:1}; C2 blind-writes b (R1:2); C1 puts c with {R1:1}. The reply's context
+    /// covers b, so it must come with b: otherwise C1's next put would silently drop it.
+    #[test]
+    fn a_put_whose_context_covers_an_unseen_sibling_returns_it() {
+        let mut r = Replica::new(ValueKind::Siblings);
+        let first = apply(&mut r, b"a", None, 1);
+        assert!(
+            first.siblings.is_empty(),
+            "only the writer's own value is live"
+        );
+        let c1_read = read(r.obj.as_ref()).context;
+        apply(&mut r, b"b", None, 2);
+        let reply = apply(&mut r, b"c", Some(&c1_read), 3);
+        let mut siblings = reply.siblings.clone();
+        siblings.sort();
+        assert_eq!(siblings, vec![b"b".to_vec(), b"c".to_vec()]);
+        // Writing back with that context now supersedes b knowingly.
+        let resolved = apply(&mut r, b"b+c", Some(&reply.context), 4);
+        assert!(resolved.siblings.is_empty());
+        assert_eq!(r.values(), vec![b"b+c".to_vec()]);
+    }
+
+    #[test]
+    fn a_retried_write_that_was_superseded_returns_what_is_live() {
+        let mut r = Replica::new(ValueKind::Siblings);
+        apply(&mut r, b"a", None, 1);
+        apply(&mut r, b"b", None, 2);
+        let again = apply(&mut r, b"a", None, 1);
+        let mut siblings = again.siblings;
+        siblings.sort();
+        assert_eq!(siblings, vec![b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn a_write_minted_twice_for_one_request_reads_as_one_value() {
+        // The first replica minted, failed to answer, and the retry minted at a second one
+        // before the copies met: both versions survive the merge but read as one.
+        let mut r1 = Replica::new(ValueKind::Siblings);
+        apply(&mut r1, b"x", None, 7);
+        let mut r2 = Replica::new(ValueKind::Siblings);
+        r2.clock = 5000;
+        let out = apply_write(
+            ValueKind::Siblings,
+            None,
+            Write {
+                actor: ActorId([2; 16]),
+                context: None,
+                data: Some(b"x".to_vec()),
+                request_id: [7; 16],
+                timestamp: 5000,
+                max_siblings: 100,
+            },
+        )
+        .unwrap();
+        let WriteOutcome::Applied { object, .. } = out else {
+            panic!("fresh replica applies")
+        };
+        r2.obj = Some(object);
+        let merged = r1
+            .obj
+            .as_ref()
+            .unwrap()
+            .merge(r2.obj.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(merged.sibling_count(), 2);
+        assert_eq!(read(Some(&merged)).values, vec![b"x".to_vec()]);
+        // And the merged record recognises the request at either replica.
+        r1.obj = Some(merged);
+        let again = apply(&mut r1, b"x", None, 7);
+        assert!(again.siblings.is_empty());
+        assert_eq!(r1.obj.as_ref().unwrap().sibling_count(), 2);
+    }
+
+    #[test]
+    fn lww_write_after_a_read_wins_even_if_the_replica_clock_lags() {
+        // The value was read from a replica whose clock is far ahead; the write lands on a
+        // replica that has not received it and whose clock lags.
+        let mut ahead = Replica::new(ValueKind::Lww);
+        ahead.clock = 1_000_000;
+        apply(&mut ahead, b"old", None, 1);
+        let ctx = read(ahead.obj.as_ref()).context;
+        assert!(ctx.hlc() > 1_000_000);
+        let mut behind = Replica::new(ValueKind::Lww);
+        apply(&mut behind, b"new", Some(&ctx), 2);
+        let merged = ahead
+            .obj
+            .as_ref()
+            .unwrap()
+            .merge(behind.obj.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(read(Some(&merged)).values, vec![b"new".to_vec()]);
+    }
+
+    #[test]
+    fn an_exhausted_counter_is_an_error_not_a_wrap() {
+        let mut r = Replica::new(ValueKind::Siblings);
+        apply(&mut r, b"a", None, 1);
+        // Only a context the server sealed reaches here; one at u64::MAX cannot be minted past.
+        let huge = CausalContext::decode(&{
+            let mut b = vec![2, 1];
+            b.extend_from_slice(NODE.as_bytes());
+            b.extend_from_slice(&[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0,
+            ]);
+            b
+        })
+        .unwrap();
+        let err = r
+            .write_with_id(Some(b"b"), Some(&huge), [9; 16], 100)
+            .unwrap_err();
+        assert!(matches!(err, CoreError::ClockOverflow { .. }), "{err}");
+        assert_eq!(r.values(), vec![b"a".to_vec()], "nothing changed");
     }
 }

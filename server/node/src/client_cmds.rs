@@ -66,10 +66,10 @@ pub async fn put(a: PutArgs) -> anyhow::Result<()> {
         consistency,
         ..Default::default()
     };
-    let c = client
+    let w = client
         .put_with(&a.key.keyspace, &a.key.key, value, ctx.as_ref(), &opts)
         .await?;
-    println!("{}", c.to_base64());
+    print_write(&w);
     Ok(())
 }
 
@@ -80,11 +80,26 @@ pub async fn delete(a: KeyArgs) -> anyhow::Result<()> {
         consistency,
         ..Default::default()
     };
-    let c = client
+    let w = client
         .delete_with(&a.keyspace, &a.key, ctx.as_ref(), &opts)
         .await?;
-    println!("{}", c.to_base64());
+    print_write(&w);
     Ok(())
+}
+
+/// The new context on stdout; values that survived the write (and that the context covers)
+/// on stderr, so scripts can keep capturing the context.
+fn print_write(w: &meridian_sdk::WriteResult) {
+    println!("{}", w.context.to_base64());
+    if w.has_siblings() {
+        eprintln!(
+            "{} values are live after this write (concurrent writes survived it); the context covers them all:",
+            w.siblings.len()
+        );
+        for v in &w.siblings {
+            eprintln!("  {}", String::from_utf8_lossy(v));
+        }
+    }
 }
 
 pub async fn keyspace_create(a: KeyspaceCreateArgs) -> anyhow::Result<()> {
@@ -136,8 +151,10 @@ pub async fn node(e: EndpointArgs) -> anyhow::Result<()> {
     let client = connect(&e).await?;
     let n = client.node_info().await?;
     println!(
-        "node {}\ndc {}\nrack {}\nversion {}\ngrpc {}\nhttp {}\ndata_dir {}\nuptime {}s",
+        "node {}\nactor {} (incarnation {})\ndc {}\nrack {}\nversion {}\ngrpc {}\nhttp {}\ndata_dir {}\nuptime {}s",
         n.node_id,
+        n.actor,
+        n.incarnation,
         n.datacenter,
         n.rack,
         n.version,

@@ -11,8 +11,8 @@ use crate::metrics::Metrics;
 use crate::storage::Storage;
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
 use meridian_core::partition::{key_hash, parse_storage_key, storage_key};
-use meridian_core::replica::{self, Write, WriteOutcome};
-use meridian_core::{ActorId, CausalContext, CoreError, KeyspaceSpec, StoredObject};
+use meridian_core::replica::{self, Write, WriteOutcome, WriteReply};
+use meridian_core::{ActorId, CausalContext, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +22,9 @@ pub struct Engine {
     keyspaces: Keyspaces,
     locks: KeyLocks,
     actor: ActorId,
-    /// Largest hybrid logical timestamp issued so far.
+    /// Contexts go out sealed to their key and come back checked.
+    seal: ContextSeal,
+    /// Largest hybrid logical timestamp issued or observed so far.
     hlc: AtomicU64,
     default_sync: bool,
     pub metrics: Arc<Metrics>,
@@ -42,10 +44,18 @@ impl ReadReply {
     }
 }
 
-/// A minted write: the client's new context, and the object every replica must merge.
+/// What a writer gets back: the sealed context and, when values concurrent with the write
+/// survived it, every live value that context covers (see `replica::WriteReply`).
+#[derive(Debug, Clone, Default)]
+pub struct WriteAck {
+    pub context: Vec<u8>,
+    pub siblings: Vec<Vec<u8>>,
+}
+
+/// A minted write: the writer's reply, and the object every replica must merge.
 #[derive(Debug, Clone)]
 pub struct Minted {
-    pub context: Vec<u8>,
+    pub ack: WriteAck,
     pub storage_key: Vec<u8>,
     /// Encoded StoredObject (empty only for a retried write to a key that holds nothing).
     pub object: Vec<u8>,
@@ -68,6 +78,7 @@ impl Engine {
         storage: Arc<Storage>,
         keyspaces: Keyspaces,
         actor: ActorId,
+        seal: ContextSeal,
         default_sync: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -76,6 +87,7 @@ impl Engine {
             keyspaces,
             locks: KeyLocks::new(4096),
             actor,
+            seal,
             hlc: AtomicU64::new(0),
             default_sync,
             metrics,
@@ -98,16 +110,42 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// What a client sees of a (merged) object.
-    pub fn reply_for(&self, object: Option<&StoredObject>) -> ReadReply {
+    /// What a client sees of a (merged) object of `key`.
+    pub fn reply_for(&self, ks_id: u64, key: &[u8], object: Option<&StoredObject>) -> ReadReply {
         let view = replica::read(object);
         if view.stored_versions > 0 {
             self.metrics.siblings.observe(view.stored_versions as f64);
         }
         ReadReply {
             values: view.values,
-            context: view.context.encode(),
+            context: self.seal.seal(ks_id, key, &view.context),
         }
+    }
+
+    /// The minting actor (this node in its current incarnation).
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    fn ack_for(&self, ks_id: u64, key: &[u8], reply: WriteReply) -> WriteAck {
+        WriteAck {
+            context: self.seal.seal(ks_id, key, &reply.context),
+            siblings: reply.siblings,
+        }
+    }
+
+    /// A client's context for this key: checked against the seal before anything uses it.
+    /// `None` when the client sent none.
+    fn open_context(
+        &self,
+        ks: &KeyspaceSpec,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> NodeResult<Option<CausalContext>> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.seal.open(ks.id(), key, bytes)?))
     }
 
     /// This replica's stored object for a storage key.
@@ -119,6 +157,7 @@ impl Engine {
     /// mints and never refuses for sibling count: replica sync must always converge.
     pub fn merge_remote(&self, skey: &[u8], encoded: &[u8]) -> NodeResult<bool> {
         let incoming = StoredObject::decode(encoded)?;
+        self.observe_hlc(incoming.max_timestamp());
         let Some((_, ks_id, key)) = parse_storage_key(skey) else {
             return Err(NodeError::InvalidArgument(
                 "peer sent a malformed storage key".into(),
@@ -162,9 +201,7 @@ impl Engine {
         if let Some(v) = req.value {
             check_value(req.key, v, ks.max_value_bytes)?;
         }
-        if !req.context.is_empty() {
-            CausalContext::decode(req.context)?;
-        }
+        self.open_context(&ks, req.key, req.context)?;
         if !matches!(req.request_id.len(), 0 | 16) {
             return Err(CoreError::MalformedRequestId {
                 len: req.request_id.len(),
@@ -180,11 +217,10 @@ impl Engine {
         if let Some(v) = req.value {
             check_value(req.key, v, ks.max_value_bytes)?;
         }
-        let context = if req.context.is_empty() {
-            None
-        } else {
-            Some(CausalContext::decode(req.context)?)
-        };
+        let context = self.open_context(&ks, req.key, req.context)?;
+        if let Some(c) = &context {
+            self.observe_hlc(c.hlc());
+        }
         let request_id: [u8; 16] = match req.request_id.len() {
             0 => *uuid::Uuid::new_v4().as_bytes(),
             16 => req
@@ -215,7 +251,7 @@ impl Engine {
         match outcome {
             Ok(WriteOutcome::Applied {
                 object,
-                context,
+                reply,
                 siblings,
             }) => {
                 let encoded = object.encode();
@@ -233,17 +269,17 @@ impl Engine {
                     );
                 }
                 Ok(Minted {
-                    context: context.encode(),
+                    ack: self.ack_for(ks.id(), req.key, reply),
                     storage_key: skey,
                     object: encoded,
                 })
             }
-            Ok(WriteOutcome::Duplicate { context }) => {
+            Ok(WriteOutcome::Duplicate { reply }) => {
                 self.metrics.duplicate_writes.inc();
                 // A retry may follow a partial replication: send the current state again.
                 let object = current.map(|o| o.encode()).unwrap_or_default();
                 Ok(Minted {
-                    context: context.encode(),
+                    ack: self.ack_for(ks.id(), req.key, reply),
                     storage_key: skey,
                     object,
                 })
@@ -262,6 +298,12 @@ impl Engine {
             None => Ok(None),
             Some(bytes) => Ok(Some(StoredObject::decode(&bytes)?)),
         }
+    }
+
+    /// Makes every later timestamp larger than `ts`, a timestamp seen in a peer's object or
+    /// a client's context: a causally later write never gets an earlier timestamp.
+    fn observe_hlc(&self, ts: u64) {
+        self.hlc.fetch_max(ts, Ordering::Relaxed);
     }
 
     fn tick(&self) -> u64 {

@@ -38,9 +38,12 @@ impl NodeError {
                 | CoreError::KeyTooLong { .. }
                 | CoreError::ValueTooLarge { .. }
                 | CoreError::MalformedContext(_)
+                | CoreError::ForeignContext
                 | CoreError::MalformedRequestId { .. }
                 | CoreError::InvalidKeyspace(_) => Code::InvalidArgument,
-                CoreError::TooManySiblings { .. } => Code::FailedPrecondition,
+                CoreError::TooManySiblings { .. } | CoreError::ClockOverflow { .. } => {
+                    Code::FailedPrecondition
+                }
                 CoreError::Unsatisfiable { .. } | CoreError::Unavailable { .. } => {
                     Code::Unavailable
                 }

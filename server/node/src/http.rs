@@ -122,29 +122,14 @@ async fn data_inner(
                     );
                     r
                 }
-                _ => {
-                    let siblings: Vec<_> = reply
-                        .values
-                        .iter()
-                        .map(|v| {
-                            let mut m = serde_json::Map::new();
-                            m.insert("value".into(), STANDARD.encode(v).into());
-                            if let Ok(text) = std::str::from_utf8(v) {
-                                m.insert("text".into(), text.into());
-                            }
-                            serde_json::Value::Object(m)
-                        })
-                        .collect();
-                    let body = serde_json::json!({ "siblings": siblings, "context": ctx });
-                    (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
-                }
+                _ => siblings_response(StatusCode::MULTIPLE_CHOICES, &reply.values, &ctx),
             };
             insert_context(&mut resp, &ctx);
             Ok(resp)
         }
         Method::PUT | Method::POST | Method::DELETE => {
             let value = (*method != Method::DELETE).then(|| body.to_vec());
-            let new_ctx = cluster
+            let ack = cluster
                 .write(WriteOp {
                     keyspace: keyspace.clone(),
                     key: key.to_vec(),
@@ -155,8 +140,15 @@ async fn data_inner(
                     explicit_acks: 0,
                 })
                 .await?;
-            let mut resp = StatusCode::NO_CONTENT.into_response();
-            insert_context(&mut resp, &URL_SAFE_NO_PAD.encode(new_ctx));
+            let ctx = URL_SAFE_NO_PAD.encode(&ack.context);
+            // Concurrent values survived the write and the new context covers them: they
+            // come back with it, so the next write with this context has seen them.
+            let mut resp = if ack.siblings.is_empty() {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                siblings_response(StatusCode::OK, &ack.siblings, &ctx)
+            };
+            insert_context(&mut resp, &ctx);
             Ok(resp)
         }
         _ => Ok(error_response(
@@ -189,6 +181,23 @@ fn parse_data_path(path: &str) -> Result<(String, Vec<u8>), NodeError> {
         }
         _ => Err(bad()),
     }
+}
+
+/// `{"siblings": [{"value": base64, "text": utf8-if-valid}], "context": ...}`.
+fn siblings_response(status: StatusCode, values: &[Vec<u8>], ctx: &str) -> Response {
+    let siblings: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let mut m = serde_json::Map::new();
+            m.insert("value".into(), STANDARD.encode(v).into());
+            if let Ok(text) = std::str::from_utf8(v) {
+                m.insert("text".into(), text.into());
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    let body = serde_json::json!({ "siblings": siblings, "context": ctx });
+    (status, axum::Json(body)).into_response()
 }
 
 fn malformed_context(why: &str) -> NodeError {

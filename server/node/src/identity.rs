@@ -1,14 +1,22 @@
-//! The node's identity, created on first start and kept in the data directory.
+//! The node's identity, created on first start and kept in the data directory, and its
+//! incarnation, bumped after every unclean stop.
 //!
-//! The id is the node's DVV actor. It lives inside RocksDB, so wiping the data directory
-//! wipes the id with the data: the node comes back as a new actor and can never mint a dot
-//! that a peer already holds for a different value.
+//! The id names the node in the cluster. It lives inside RocksDB, so wiping the data
+//! directory wipes the id with the data: the node comes back as a new member.
+//!
+//! The actor that mints dots is the id plus the incarnation. Writes are acknowledged once in
+//! the WAL, which is not fsynced by default: a power loss can drop the last acknowledged
+//! writes, and the counters they minted, after peers already hold those dots. A node that
+//! finds its "running" marker on start did not stop cleanly, so it takes the next
+//! incarnation, and every dot it mints from then on is new.
 
 use crate::error::{NodeError, NodeResult};
 use crate::storage::Storage;
 use meridian_core::ActorId;
 
 const NODE_ID_KEY: &str = "node/id";
+const INCARNATION_KEY: &str = "node/incarnation";
+const RUNNING_KEY: &str = "node/running";
 
 pub fn load_or_create(storage: &Storage) -> NodeResult<uuid::Uuid> {
     if let Some(bytes) = storage.get_meta(NODE_ID_KEY)? {
@@ -21,6 +29,74 @@ pub fn load_or_create(storage: &Storage) -> NodeResult<uuid::Uuid> {
     Ok(id)
 }
 
-pub fn actor(id: uuid::Uuid) -> ActorId {
+/// The node's id as the cluster (membership, placement) knows it.
+pub fn node(id: uuid::Uuid) -> ActorId {
     ActorId::from_bytes(*id.as_bytes())
+}
+
+/// Marks the node running and returns the incarnation to mint with: the stored one, or the
+/// next one when the previous run did not end with [`stopped_cleanly`]. Both are fsynced
+/// before any write is taken.
+pub fn start_incarnation(storage: &Storage) -> NodeResult<u32> {
+    let stored = match storage.get_meta(INCARNATION_KEY)? {
+        None => 0,
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| NodeError::Storage("stored incarnation is corrupt".into()))?,
+    };
+    let unclean = storage.get_meta(RUNNING_KEY)?.is_some();
+    let incarnation = if unclean {
+        let next = stored.checked_add(1).ok_or_else(|| {
+            NodeError::Storage("incarnations exhausted; wipe and re-add this node".into())
+        })?;
+        tracing::warn!(
+            incarnation = next,
+            "the previous run did not stop cleanly: minting under a new incarnation"
+        );
+        next
+    } else {
+        stored
+    };
+    storage.put_meta(INCARNATION_KEY, &incarnation.to_be_bytes())?;
+    storage.put_meta(RUNNING_KEY, &[1])?;
+    Ok(incarnation)
+}
+
+/// Records a clean stop: everything acknowledged is fsynced, so the next start may keep the
+/// incarnation.
+pub fn stopped_cleanly(storage: &Storage) -> NodeResult<()> {
+    storage.flush_wal()?;
+    storage.delete_meta(RUNNING_KEY)
+}
+
+/// The actor this node mints with.
+pub fn actor(id: uuid::Uuid, incarnation: u32) -> ActorId {
+    ActorId::for_incarnation(*id.as_bytes(), incarnation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+
+    #[test]
+    fn incarnation_moves_on_only_after_an_unclean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Storage::open(dir.path(), &StorageConfig::default()).unwrap();
+        let s = open();
+        assert_eq!(start_incarnation(&s).unwrap(), 0);
+        stopped_cleanly(&s).unwrap();
+        drop(s);
+        let s = open();
+        assert_eq!(start_incarnation(&s).unwrap(), 0, "clean stop keeps it");
+        drop(s); // no clean stop: as after kill -9 or power loss
+        let s = open();
+        assert_eq!(start_incarnation(&s).unwrap(), 1);
+        drop(s);
+        let s = open();
+        assert_eq!(start_incarnation(&s).unwrap(), 2);
+        let id = load_or_create(&s).unwrap();
+        assert_ne!(actor(id, 1), actor(id, 2));
+        assert_eq!(actor(id, 2).incarnation(), 2);
+    }
 }

@@ -31,13 +31,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening storage in {}", cfg.node.data_dir.display()))?,
     );
     let node_id = identity::load_or_create(&storage)?;
-    let actor = identity::actor(node_id);
+    let actor = identity::node(node_id);
+    let incarnation = identity::start_incarnation(&storage)?;
     let keyspaces = Keyspaces::load(&storage, &cfg.limits)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Arc::new(Engine::new(
         storage.clone(),
         keyspaces,
-        actor,
+        identity::actor(node_id, incarnation),
+        meridian_core::ContextSeal::new(cluster_secret(&cfg.cluster.cluster_id)),
         cfg.storage.sync_writes,
         metrics.clone(),
     ));
@@ -183,8 +185,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     drop(cluster);
     drop(engine);
+    if let Err(e) = identity::stopped_cleanly(&storage) {
+        tracing::error!(error = %e, "cannot record the clean stop; the next start takes a new incarnation");
+    }
     drop(storage);
     Ok(())
+}
+
+/// The key contexts are sealed with. Every node of a cluster derives the same one from the
+/// cluster id, so a context opens wherever the client sends its next write; it binds a
+/// context to its key (a context taken from another key is refused). A random secret kept in
+/// the replicated layout replaces this derivation when the layout lands (issue 7).
+fn cluster_secret(cluster_id: &str) -> [u8; 32] {
+    blake3::derive_key("meridian 2026 context seal v1", cluster_id.as_bytes())
 }
 
 /// Serves the KV service (with any handler), the admin service when given, health and

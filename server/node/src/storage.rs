@@ -151,6 +151,19 @@ impl Storage {
         Ok(self.db.write_opt(batch, &opts)?)
     }
 
+    pub fn delete_meta(&self, key: &str) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_META)?, key.as_bytes());
+        Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    /// Fsyncs the WAL: every write acknowledged so far survives a power loss.
+    pub fn flush_wal(&self) -> NodeResult<()> {
+        Ok(self.db.flush_wal(true)?)
+    }
+
     pub fn meta_with_prefix(&self, prefix: &str) -> NodeResult<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
         for item in self

@@ -3,13 +3,12 @@
 mod common;
 
 use common::Node;
-use meridian_core::CausalContext;
 use meridian_sdk::{Context, ErrorCode, FnResolver, WriteOptions, proto as pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 fn ctx_counter(ctx: &Context) -> u64 {
-    let c = CausalContext::decode(ctx.as_bytes()).expect("valid context");
+    let c = meridian_core::seal::peek(ctx.as_bytes()).expect("valid context");
     assert!(
         c.len() <= 1,
         "one node means at most one clock entry, got {}",
@@ -91,10 +90,11 @@ async fn concurrent_read_modify_write_keeps_siblings_bounded_and_loses_nothing()
                     .put("default", "hot", value.clone(), Some(&read.context))
                     .await
                     .unwrap();
-                acked
-                    .lock()
-                    .unwrap()
-                    .push((value, ctx_counter(&new), ctx_counter(&read.context)));
+                acked.lock().unwrap().push((
+                    value,
+                    ctx_counter(&new.context),
+                    ctx_counter(&read.context),
+                ));
             }
         }));
     }
@@ -207,7 +207,7 @@ async fn deletes_remove_what_they_saw_and_keep_concurrent_values() {
     let node = Node::start(dir.path());
     let c = node.client().await;
     let ctx = c.put("default", "d", "a", None).await.unwrap();
-    c.delete("default", "d", Some(&ctx)).await.unwrap();
+    c.delete("default", "d", Some(&ctx.context)).await.unwrap();
     let read = c.get("default", "d").await.unwrap();
     assert!(!read.is_found());
     assert!(
@@ -218,7 +218,9 @@ async fn deletes_remove_what_they_saw_and_keep_concurrent_values() {
     // A delete that did not see a concurrent value leaves it as a sibling.
     let seen = c.put("default", "d2", "seen", None).await.unwrap();
     c.put("default", "d2", "concurrent", None).await.unwrap();
-    c.delete("default", "d2", Some(&seen)).await.unwrap();
+    c.delete("default", "d2", Some(&seen.context))
+        .await
+        .unwrap();
     assert_eq!(
         sorted(&c.get("default", "d2").await.unwrap().values),
         vec![b"concurrent".to_vec()]

@@ -36,9 +36,11 @@ impl Handler for EchoHandler {
             }),
             Some(pb::operation::Op::Put(_)) => R::Put(pb::PutResponse {
                 context: self.context.clone(),
+                siblings: Vec::new(),
             }),
             Some(pb::operation::Op::Delete(_)) | None => R::Delete(pb::DeleteResponse {
                 context: self.context.clone(),
+                siblings: Vec::new(),
             }),
         };
         crate::grpc::ops::success(result)

@@ -113,7 +113,7 @@ impl Target for MeridianTarget {
             .client
             .put(&self.keyspace, key, value, ctx.as_ref())
             .await?;
-        self.remember(key, new);
+        self.remember(key, new.context);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 
 use super::Cluster;
 use crate::cluster::membership::now_ms;
-use crate::engine::{ReadReply, WriteRequest};
+use crate::engine::{ReadReply, WriteAck, WriteRequest};
 use crate::error::{NodeError, NodeResult};
 use meridian_core::consistency::{ReplicaCounts, Required, required};
 use meridian_core::partition::partition_of;
@@ -97,7 +97,7 @@ type StepReport = (String, usize, usize, usize);
 
 impl Cluster {
     /// A client write arriving at this node.
-    pub async fn write(self: &Arc<Self>, op: WriteOp) -> NodeResult<Vec<u8>> {
+    pub async fn write(self: &Arc<Self>, op: WriteOp) -> NodeResult<WriteAck> {
         let ks = self.engine.validate_write(&op.as_request())?;
         let topo = self.topology();
         let partition = partition_of(ks.id(), &op.key);
@@ -131,7 +131,7 @@ impl Cluster {
         self.forward(target, op).await
     }
 
-    async fn forward(&self, target: ActorId, op: WriteOp) -> NodeResult<Vec<u8>> {
+    async fn forward(&self, target: ActorId, op: WriteOp) -> NodeResult<WriteAck> {
         let topo = self.topology();
         let url = topo
             .grpc_of(&target)
@@ -154,16 +154,20 @@ impl Cluster {
                 message: status.message,
             });
         }
-        Ok(match result.result {
-            Some(pb::operation_result::Result::Put(p)) => p.context.to_vec(),
-            Some(pb::operation_result::Result::Delete(d)) => d.context.to_vec(),
-            _ => Vec::new(),
+        let (context, siblings) = match result.result {
+            Some(pb::operation_result::Result::Put(p)) => (p.context, p.siblings),
+            Some(pb::operation_result::Result::Delete(d)) => (d.context, d.siblings),
+            _ => Default::default(),
+        };
+        Ok(WriteAck {
+            context: context.to_vec(),
+            siblings: siblings.into_iter().map(|b| b.to_vec()).collect(),
         })
     }
 
     /// A write forwarded to this node by a non-replica: coordinate it here, never forward
     /// again (a second hop could loop while two nodes disagree about the epoch).
-    pub async fn write_forwarded(self: &Arc<Self>, op: WriteOp) -> NodeResult<Vec<u8>> {
+    pub async fn write_forwarded(self: &Arc<Self>, op: WriteOp) -> NodeResult<WriteAck> {
         let ks = self.engine.validate_write(&op.as_request())?;
         let topo = self.topology();
         let dcs = topo.replicas(&ks, partition_of(ks.id(), &op.key));
@@ -175,7 +179,7 @@ impl Cluster {
         op: WriteOp,
         ks: Arc<meridian_core::KeyspaceSpec>,
         dcs: Vec<DcReplicas>,
-    ) -> NodeResult<Vec<u8>> {
+    ) -> NodeResult<WriteAck> {
         let level = op.consistency.unwrap_or(ks.write_consistency);
         let required = required_for(level, op.explicit_acks, &self.my_dc, &dcs)?;
         let name = level_name(level, op.explicit_acks);
@@ -206,7 +210,7 @@ impl Cluster {
             .iter()
             .all(|d| d.replicas.iter().all(|s| s.node == self.me));
         if minted.object.is_empty() || only_replica {
-            return Ok(minted.context);
+            return Ok(minted.ack);
         }
         let state = pb::ObjectState {
             storage_key: minted.storage_key.clone().into(),
@@ -230,7 +234,7 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + self.peers.timeout() * 3 / 4;
         loop {
             match progress {
-                Progress::Done => return Ok(minted.context),
+                Progress::Done => return Ok(minted.ack),
                 Progress::Failed(e) => return Err(e.into()),
                 Progress::Waiting => {}
             }
@@ -485,7 +489,7 @@ impl Cluster {
         let full_pass = !rest.is_empty() && rand::random::<f64>() < self.read_repair_chance;
         if first.len() == 1 && first[0].0 == self.me && !full_pass {
             let obj = self.engine.local_object(&skey)?;
-            return Ok(self.engine.reply_for(obj.as_ref()));
+            return Ok(self.engine.reply_for(ks.id(), key, obj.as_ref()));
         }
         let mut asked = first;
         if full_pass {
@@ -562,7 +566,7 @@ impl Cluster {
         let merged = reply_rx
             .await
             .map_err(|_| NodeError::Internal("read task ended without an answer".into()))??;
-        Ok(self.engine.reply_for(merged.as_ref()))
+        Ok(self.engine.reply_for(ks.id(), key, merged.as_ref()))
     }
 
     async fn read_from(&self, node: ActorId, skey: &[u8]) -> NodeResult<Option<StoredObject>> {

@@ -215,14 +215,8 @@ impl pb::peer_server::Peer for PeerService {
         };
         let is_put = write.value.is_some();
         let result = match self.cluster.write_forwarded(write).await {
-            Ok(context) if is_put => {
-                ops::success(pb::operation_result::Result::Put(pb::PutResponse {
-                    context: context.into(),
-                }))
-            }
-            Ok(context) => ops::success(pb::operation_result::Result::Delete(pb::DeleteResponse {
-                context: context.into(),
-            })),
+            Ok(ack) if is_put => ops::success(ops::put_result(ack)),
+            Ok(ack) => ops::success(ops::delete_result(ack)),
             Err(e) => ops::failure(&e),
         };
         Ok(Response::new(result))

@@ -287,6 +287,8 @@ impl pb::admin_server::Admin for AdminService {
             partitions: meridian_core::partition::PARTITIONS,
             uptime_seconds: n.started.elapsed().as_secs(),
             data_dir: n.data_dir.clone(),
+            actor: self.cluster.engine.actor().to_string(),
+            incarnation: self.cluster.engine.actor().incarnation(),
         }))
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cluster::Cluster;
 use crate::cluster::coordinator::WriteOp;
+use crate::engine::WriteAck;
 use crate::error::{NodeError, NodeResult};
 use crate::grpc::session::Handler;
 use meridian_core::Consistency;
@@ -43,15 +44,11 @@ impl Handler for ClusterHandler {
                 Err(e) => failure(&e),
             },
             Op::Put(p) => match put(&self.cluster, p).await {
-                Ok(context) => success(R::Put(pb::PutResponse {
-                    context: context.into(),
-                })),
+                Ok(ack) => success(put_result(ack)),
                 Err(e) => failure(&e),
             },
             Op::Delete(d) => match delete(&self.cluster, d).await {
-                Ok(context) => success(R::Delete(pb::DeleteResponse {
-                    context: context.into(),
-                })),
+                Ok(ack) => success(delete_result(ack)),
                 Err(e) => failure(&e),
             },
         }
@@ -73,7 +70,23 @@ pub async fn get(cluster: &Arc<Cluster>, g: &pb::GetRequest) -> NodeResult<pb::G
     })
 }
 
-pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<Vec<u8>> {
+/// The wire form of a put's acknowledgement.
+pub fn put_result(ack: WriteAck) -> R {
+    R::Put(pb::PutResponse {
+        context: ack.context.into(),
+        siblings: ack.siblings.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// The wire form of a delete's acknowledgement.
+pub fn delete_result(ack: WriteAck) -> R {
+    R::Delete(pb::DeleteResponse {
+        context: ack.context.into(),
+        siblings: ack.siblings.into_iter().map(Into::into).collect(),
+    })
+}
+
+pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<WriteAck> {
     cluster
         .write(WriteOp {
             consistency: consistency(p.consistency)?,
@@ -87,7 +100,7 @@ pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<Vec<u8
         .await
 }
 
-pub async fn delete(cluster: &Arc<Cluster>, d: pb::DeleteRequest) -> NodeResult<Vec<u8>> {
+pub async fn delete(cluster: &Arc<Cluster>, d: pb::DeleteRequest) -> NodeResult<WriteAck> {
     cluster
         .write(WriteOp {
             consistency: consistency(d.consistency)?,

@@ -83,6 +83,20 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits for the process to exit: a clean stop.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < START_DEADLINE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("meridian did not stop within {START_DEADLINE:?} of SIGTERM");
+    }
+
     pub async fn client(&self) -> meridian_sdk::Client {
         meridian_sdk::Client::builder([self.grpc.clone()])
             .timeout(Duration::from_secs(20))
