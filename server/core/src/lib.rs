@@ -14,6 +14,7 @@ pub mod dvv;
 pub mod error;
 pub mod hlc;
 pub mod keyspace;
+pub mod layout;
 pub mod limits;
 pub mod lww;
 pub mod object;

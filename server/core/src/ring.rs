@@ -86,7 +86,7 @@ pub enum Change {
 }
 
 /// The preference lists of one datacenter.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct DcRing {
     /// Sorted by id; slot values index into it.
     members: Vec<Member>,
@@ -123,7 +123,7 @@ impl DcRing {
 /// touches only the datacenter(s) of the member it concerns; the epoch rises by one exactly
 /// when a change alters the member list, so equal epochs from the same history mean equal
 /// ownership.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
     epoch: u64,
     dcs: BTreeMap<String, DcRing>,
@@ -186,6 +186,99 @@ impl Placement {
             .fold(Placement::empty(), |placement, change| {
                 placement.apply(change)
             })
+    }
+
+    /// Applies several changes at once: each affected datacenter is recomputed once, from its
+    /// current lists, with all of its changes (ordered by node id, a leave after a join of the
+    /// same id). What a layout commit uses: the result depends only on the set of changes.
+    pub fn apply_all(&self, changes: &[Change]) -> Placement {
+        let mut joins: BTreeMap<ActorId, &Member> = BTreeMap::new();
+        let mut leaves: Vec<ActorId> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Join(m) => {
+                    joins.insert(m.id, m);
+                }
+                Change::Leave(id) => leaves.push(*id),
+            }
+        }
+        let mut touched: BTreeMap<String, ()> = BTreeMap::new();
+        for m in joins.values() {
+            touched.insert(m.dc.clone(), ());
+            if let Some(old) = self.member(&m.id) {
+                touched.insert(old.dc.clone(), ());
+            }
+        }
+        for id in &leaves {
+            if let Some(old) = self.member(id) {
+                touched.insert(old.dc.clone(), ());
+            }
+        }
+        let mut next = self.clone();
+        let mut changed = false;
+        for dc in touched.keys() {
+            let before = next.dcs.get(dc).map(|r| r.members.clone());
+            let mut after = before.clone().unwrap_or_default();
+            after.retain(|m| !joins.contains_key(&m.id) && !leaves.contains(&m.id));
+            after.extend(
+                joins
+                    .values()
+                    .filter(|m| m.dc == *dc && !leaves.contains(&m.id))
+                    .map(|m| (*m).clone()),
+            );
+            after.sort_by_key(|m| m.id);
+            if before.as_ref() == Some(&after) || (before.is_none() && after.is_empty()) {
+                continue;
+            }
+            changed = true;
+            next.recompute(dc, |members| *members = after);
+        }
+        if changed {
+            next.epoch += 1;
+        }
+        next
+    }
+
+    /// Canonical bytes: the placement replicated verbatim inside a layout version.
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain owned data into a Vec cannot fail to serialise.
+        postcard::to_extend(self, Vec::new()).unwrap_or_default()
+    }
+
+    /// Decodes and checks bytes from a peer: every list names distinct members of its DC, and
+    /// lists are as long as the DC allows. A placement that fails these checks is refused,
+    /// never used.
+    pub fn decode(bytes: &[u8]) -> Result<Placement, String> {
+        let p: Placement = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The checks [`Placement::decode`] makes, for a placement decoded as part of something
+    /// larger.
+    pub fn validate(&self) -> Result<(), String> {
+        for (dc, ring) in &self.dcs {
+            let n = ring.members.len();
+            if n == 0 || n >= usize::from(FRESH) {
+                return Err(format!("datacenter {dc} has {n} members"));
+            }
+            if ring.members.windows(2).any(|w| w[0].id >= w[1].id)
+                || ring.members.iter().any(|m| m.dc != *dc)
+            {
+                return Err(format!("datacenter {dc}: members unsorted or misplaced"));
+            }
+            if ring.width != n.min(MAX_REPLICAS_PER_DC) || ring.slots.len() != P * ring.width {
+                return Err(format!("datacenter {dc}: wrong list width"));
+            }
+            for row in ring.slots.chunks(ring.width) {
+                for (i, s) in row.iter().enumerate() {
+                    if usize::from(*s) >= n || row[..i].contains(s) {
+                        return Err(format!("datacenter {dc}: a list names a bad node"));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Ownership epoch: bumped by every change that altered the member list, so a node can
@@ -1232,6 +1325,31 @@ mod tests {
             }
         }
         println!("worst rf=3 movement: {worst:.3}x ideal");
+    }
+
+    #[test]
+    fn apply_all_commits_a_set_of_changes_at_once() {
+        let base = Placement::from_changes(
+            &(0..6)
+                .map(|i| join(i, "dc", &format!("r{}", i % 3), 1))
+                .collect::<Vec<_>>(),
+        );
+        let one = join(6, "dc", "r0", 2);
+        assert_eq!(base.apply_all(std::slice::from_ref(&one)), base.apply(&one));
+        let many = vec![
+            join(7, "dc", "r1", 1),
+            Change::Leave(node(0)),
+            join(8, "dc2", "x", 1),
+            one,
+        ];
+        let all = base.apply_all(&many);
+        check_lists(&all);
+        check_balance("apply_all", &all, "dc");
+        let mut reversed = many.clone();
+        reversed.reverse();
+        assert_eq!(all, base.apply_all(&reversed), "order does not matter");
+        assert_eq!(Placement::decode(&all.encode()).unwrap(), all);
+        assert_eq!(base.apply_all(&[]), base);
     }
 
     #[test]
