@@ -293,6 +293,16 @@ mod tests {
             id: RequestId,
             limit: usize,
         ) -> Result<CausalContext, CoreError> {
+            Ok(self.write_reply(data, ctx, id, limit)?.context)
+        }
+
+        fn write_reply(
+            &mut self,
+            data: Option<&[u8]>,
+            ctx: Option<&CausalContext>,
+            id: RequestId,
+            limit: usize,
+        ) -> Result<WriteReply, CoreError> {
             self.clock += 1;
             let out = apply_write(
                 self.kind,
@@ -309,9 +319,9 @@ mod tests {
             Ok(match out {
                 WriteOutcome::Applied { object, reply, .. } => {
                     self.obj = Some(object);
-                    reply.context
+                    reply
                 }
-                WriteOutcome::Duplicate { reply } => reply.context,
+                WriteOutcome::Duplicate { reply } => reply,
             })
         }
 
@@ -433,27 +443,7 @@ mod tests {
     }
 
     fn apply(r: &mut Replica, data: &[u8], ctx: Option<&CausalContext>, id: u8) -> WriteReply {
-        r.clock += 1;
-        let out = apply_write(
-            r.kind,
-            r.obj.as_ref(),
-            Write {
-                actor: NODE,
-                context: ctx,
-                data: Some(data.to_vec()),
-                request_id: [id; 16],
-                timestamp: r.clock,
-                max_siblings: 100,
-            },
-        )
-        .unwrap();
-        match out {
-            WriteOutcome::Applied { object, reply, .. } => {
-                r.obj = Some(object);
-                reply
-            }
-            WriteOutcome::Duplicate { reply } => reply,
-        }
+        r.write_reply(Some(data), ctx, [id; 16], 100).unwrap()
     }
 
     /// C1 reads {R1:1}; C2 blind-writes b (R1:2); C1 puts c with {R1:1}. The reply's context

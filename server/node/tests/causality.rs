@@ -4,15 +4,9 @@
 
 mod common;
 
-use common::Node;
+use common::{Node, sorted};
 use meridian_core::seal::peek;
 use meridian_sdk::{Context, ErrorCode};
-
-fn sorted(values: &[bytes::Bytes]) -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = values.iter().map(|b| b.to_vec()).collect();
-    v.sort();
-    v
-}
 
 /// C1 reads {R1:1}; C2 blind-writes b; C1 puts c with its read's context. The reply's
 /// context covers b, so the reply carries b: C1's next write with it supersedes b knowingly.

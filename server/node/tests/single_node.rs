@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Node;
+use common::{Node, sorted};
 use meridian_sdk::{Context, ErrorCode, FnResolver, WriteOptions, proto as pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,12 +15,6 @@ fn ctx_counter(ctx: &Context) -> u64 {
         c.len()
     );
     c.entries().first().map_or(0, |e| e.1)
-}
-
-fn sorted(values: &[bytes::Bytes]) -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = values.iter().map(|b| b.to_vec()).collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,6 +113,13 @@ impl Drop for Node {
     }
 }
 
+/// Values in byte order, to compare sibling sets.
+pub fn sorted(values: &[bytes::Bytes]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = values.iter().map(|b| b.to_vec()).collect();
+    v.sort();
+    v
+}
+
 /// Polls `f` until it returns `Some`, or panics after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
 where
