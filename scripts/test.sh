@@ -38,7 +38,7 @@ NODE_PID=""
 DEV_PID=""
 cleanup() {
   [ -n "$NODE_PID" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
-  [ -n "$DEV_PID" ] && kill -INT "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null
+  [ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null && wait "$DEV_PID" 2>/dev/null
   rm -rf "$SMOKE_DIR"
 }
 trap cleanup EXIT
@@ -73,6 +73,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$(curl -s http://127.0.0.23:17080/v1/data/demo/greeting)" = "hello" ] || { echo "dev cluster did not replicate"; exit 1; }
-kill -INT "$DEV_PID"; wait "$DEV_PID"; DEV_PID=""
+# SIGTERM, as a supervisor stops it: the nodes must stop with it, not linger holding ports.
+kill "$DEV_PID"; wait "$DEV_PID"; DEV_PID=""
 grep -q "^stopped" "$SMOKE_DIR/dev.out" || { echo "dev cluster did not stop cleanly"; exit 1; }
+if curl -s --max-time 2 -o /dev/null http://127.0.0.11:17080/metrics; then
+  echo "a dev node still answers after meridian dev stopped"; exit 1
+fi
 echo "smoke run passed"

@@ -110,7 +110,9 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         nodes[nodes.len() - 1].http
     );
     println!("Ctrl-C stops the cluster.");
-    let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM too: a script or supervisor stopping `meridian dev` must not leave its nodes
+    // running as orphans that hold the ports.
+    crate::server::shutdown_signal().await;
     println!("stopping...");
     for n in &nodes {
         if let Some(pid) = n.child.id() {
