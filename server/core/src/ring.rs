@@ -148,34 +148,7 @@ impl Placement {
     ///
     /// Panics if a datacenter would exceed 65533 members (node indices are 16-bit).
     pub fn apply(&self, change: &Change) -> Placement {
-        match change {
-            Change::Join(member) => {
-                let existing = self.member(&member.id);
-                if existing == Some(member) {
-                    return self.clone();
-                }
-                let old_dc = existing.map(|m| m.dc.clone());
-                let mut next = self.clone();
-                next.epoch += 1;
-                if let Some(old_dc) = old_dc.filter(|dc| *dc != member.dc) {
-                    next.recompute(&old_dc, |members| members.retain(|m| m.id != member.id));
-                }
-                next.recompute(&member.dc, |members| {
-                    members.retain(|m| m.id != member.id);
-                    members.push(member.clone());
-                });
-                next
-            }
-            Change::Leave(id) => {
-                let Some(dc) = self.member(id).map(|m| m.dc.clone()) else {
-                    return self.clone();
-                };
-                let mut next = self.clone();
-                next.epoch += 1;
-                next.recompute(&dc, |members| members.retain(|m| m.id != *id));
-                next
-            }
-        }
+        self.apply_all(std::slice::from_ref(change))
     }
 
     /// The placement reached by applying `changes` in order from [`Placement::empty`]. Every

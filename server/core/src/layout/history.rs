@@ -313,7 +313,7 @@ impl LayoutHistory {
         postcard::to_extend(self, Vec::new()).unwrap_or_default()
     }
 
-    /// Decodes a peer's history, checking every version (see [`LayoutVersion::decode`]).
+    /// Decodes a peer's history, checking every version (see [`LayoutVersion::checked`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let h: LayoutHistory = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
         let mut out = LayoutHistory {
@@ -323,7 +323,7 @@ impl LayoutHistory {
             acks: h.acks,
         };
         for v in h.versions {
-            out.insert(LayoutVersion::decode(&v.encode())?);
+            out.insert(v.checked()?);
         }
         Ok(out)
     }

@@ -87,6 +87,10 @@ pub struct LayoutVersion {
     /// Sorted by id.
     members: Vec<LayoutMember>,
     placement: Placement,
+    /// Derived from the fields above when a version is built or decoded, never sent: the
+    /// history compares digests constantly, and each one hashes tens of kilobytes.
+    #[serde(skip)]
+    digest: Digest,
 }
 
 impl fmt::Debug for LayoutVersion {
@@ -110,6 +114,7 @@ impl LayoutVersion {
             secret,
             members: Vec::new(),
             placement: Placement::empty(),
+            digest: Digest::default(),
         };
         empty.next(&[(first.id, StagedChange::join_of(&first))])
     }
@@ -155,12 +160,20 @@ impl LayoutVersion {
             parent: if self.version == 0 {
                 Digest::default()
             } else {
-                self.digest()
+                self.digest
             },
             secret: self.secret,
             members,
             placement: self.placement.apply_all(&placement_changes),
+            digest: Digest::default(),
         }
+        .with_digest()
+    }
+
+    fn with_digest(mut self) -> Self {
+        let hash = blake3::hash(&self.encode());
+        self.digest.0.copy_from_slice(&hash.as_bytes()[..16]);
+        self
     }
 
     pub fn members(&self) -> &[LayoutMember] {
@@ -188,33 +201,35 @@ impl LayoutVersion {
         postcard::to_extend(self, Vec::new()).unwrap_or_default()
     }
 
-    /// Decodes a version from a peer, checking that its placement is well-formed and names
-    /// exactly its storage members.
+    /// Decodes a version from a peer (see [`LayoutVersion::checked`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let v: LayoutVersion = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
-        v.placement.validate()?;
-        if v.members.windows(2).any(|w| w[0].id >= w[1].id) {
+        v.checked()
+    }
+
+    /// A version deserialised from a peer, checked (its placement is well-formed and names
+    /// exactly its storage members) and with its digest computed.
+    pub(crate) fn checked(self) -> Result<Self, String> {
+        self.placement.validate()?;
+        if self.members.windows(2).any(|w| w[0].id >= w[1].id) {
             return Err("layout members are not sorted by id".into());
         }
-        let storage: Vec<ActorId> = v
+        let storage: Vec<ActorId> = self
             .members
             .iter()
             .filter(|m| m.role == Role::Storage)
             .map(|m| m.id)
             .collect();
-        let mut placed: Vec<ActorId> = v.placement.members().map(|m| m.id).collect();
+        let mut placed: Vec<ActorId> = self.placement.members().map(|m| m.id).collect();
         placed.sort();
         if storage != placed {
             return Err("layout placement does not match its storage members".into());
         }
-        Ok(v)
+        Ok(self.with_digest())
     }
 
     pub fn digest(&self) -> Digest {
-        let hash = blake3::hash(&self.encode());
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hash.as_bytes()[..16]);
-        Digest(out)
+        self.digest
     }
 }
 

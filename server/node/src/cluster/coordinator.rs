@@ -154,15 +154,7 @@ impl Cluster {
                 message: status.message,
             });
         }
-        let (context, siblings) = match result.result {
-            Some(pb::operation_result::Result::Put(p)) => (p.context, p.siblings),
-            Some(pb::operation_result::Result::Delete(d)) => (d.context, d.siblings),
-            _ => Default::default(),
-        };
-        Ok(WriteAck {
-            context: context.to_vec(),
-            siblings: siblings.into_iter().map(|b| b.to_vec()).collect(),
-        })
+        Ok(crate::grpc::ops::write_ack(result.result))
     }
 
     /// A write forwarded to this node by a non-replica: coordinate it here, never forward

@@ -86,6 +86,19 @@ pub fn delete_result(ack: WriteAck) -> R {
     })
 }
 
+/// A put's or delete's acknowledgement back from the wire (a forwarded write's answer).
+pub fn write_ack(result: Option<R>) -> WriteAck {
+    let (context, siblings) = match result {
+        Some(R::Put(p)) => (p.context, p.siblings),
+        Some(R::Delete(d)) => (d.context, d.siblings),
+        _ => Default::default(),
+    };
+    WriteAck {
+        context: context.to_vec(),
+        siblings: siblings.into_iter().map(|b| b.to_vec()).collect(),
+    }
+}
+
 pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<WriteAck> {
     cluster
         .write(WriteOp {
