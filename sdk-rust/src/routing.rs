@@ -158,6 +158,7 @@ mod tests {
                 },
             ],
             node_id: "a".into(),
+            ..Default::default()
         })
         .expect("table");
         let key = b"some-key";

@@ -23,6 +23,7 @@ pub mod quorum;
 pub mod replica;
 pub mod ring;
 pub mod seal;
+pub mod transition;
 pub mod version;
 
 pub use actor::ActorId;

@@ -52,12 +52,27 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             node,
         } => inspect(&endpoint, &keyspace, &key, node.as_deref()).await,
         AdminCommand::Decommission { endpoint, node } => decommission(&endpoint, &node).await,
+        AdminCommand::Layout(e) => layout(&e).await,
+        AdminCommand::Remove { endpoint, node } => remove(&endpoint, &node).await,
     }
 }
 
 async fn members(e: &EndpointArgs) -> anyhow::Result<()> {
     let topo = topology(e).await?;
-    println!("epoch {}  (as seen by node {})", topo.epoch, topo.node_id);
+    println!(
+        "layout version {} digest {}{}  (as seen by node {})",
+        topo.epoch,
+        topo.layout_digest,
+        if topo.read_version < topo.epoch {
+            format!(
+                ", reads from version {} while data moves",
+                topo.read_version
+            )
+        } else {
+            String::new()
+        },
+        topo.node_id
+    );
     println!(
         "{:<32}  {:<6} {:<8} {:>4}  {:<8} {:>10} {:>6}  grpc",
         "node", "dc", "rack", "cap", "state", "partitions", "synced"
@@ -246,4 +261,71 @@ async fn decommission(e: &EndpointArgs, node: &str) -> anyhow::Result<()> {
     }
     bar.abandon();
     anyhow::bail!("the node closed the stream before the decommission finished")
+}
+
+async fn layout(e: &EndpointArgs) -> anyhow::Result<()> {
+    let l = admin(&e.endpoint)
+        .await?
+        .layout(pb::LayoutRequest {})
+        .await?
+        .into_inner();
+    println!("layout as seen by node {}", l.node_id);
+    let last = l.versions.len().saturating_sub(1);
+    for (i, v) in l.versions.iter().enumerate() {
+        let role = match (i == 0, i == last) {
+            (true, true) => "current, settled",
+            (true, false) => "read version (retires once the newer ones are synced)",
+            (false, true) => "current",
+            (false, false) => "active",
+        };
+        println!(
+            "version {}  digest {}  parent {}  [{role}]",
+            v.version, v.digest, v.parent
+        );
+        println!(
+            "  {} members, {} acknowledged",
+            v.members.len(),
+            v.acked.len()
+        );
+        for m in &v.members {
+            let mark = if v.acked.contains(m) {
+                "synced"
+            } else {
+                "streaming"
+            };
+            println!("    {m}  {mark}");
+        }
+    }
+    if l.staged.is_empty() {
+        println!("no staged changes");
+    } else {
+        println!("staged changes:");
+        for s in &l.staged {
+            println!(
+                "  {}  {}  {} (staged at version {} by {})",
+                s.node_id,
+                s.change,
+                if s.pending { "PENDING" } else { "committed" },
+                s.staged_at_version,
+                s.author
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn remove(e: &EndpointArgs, node: &str) -> anyhow::Result<()> {
+    let r = admin(&e.endpoint)
+        .await?
+        .remove(pb::RemoveRequest {
+            node_id: node.to_string(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    println!(
+        "node {} removed in layout version {}; its partitions stream from the other replicas",
+        r.node_id, r.version
+    );
+    Ok(())
 }

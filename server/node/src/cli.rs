@@ -154,7 +154,7 @@ pub struct KeyspaceCreateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Members with liveness, placement share and streaming progress.
+    /// Members with liveness, placement share and the layout version each has synced.
     Members(EndpointArgs),
     /// The placement: replicas per node by rank, and the first partitions' owners.
     Ring(EndpointArgs),
@@ -177,6 +177,16 @@ pub enum AdminCommand {
     },
     /// Move a node's data to its new owners, then remove it from the cluster.
     Decommission {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        /// Node id (or unique prefix).
+        node: String,
+    },
+    /// Layout versions (digests, acknowledgements) and staged changes.
+    Layout(EndpointArgs),
+    /// Take a dead member out of the layout for good; its partitions are rebuilt from the
+    /// other replicas. A node that is up must be decommissioned instead.
+    Remove {
         #[command(flatten)]
         endpoint: EndpointArgs,
         /// Node id (or unique prefix).

@@ -144,6 +144,7 @@ async fn wait_for_cluster(endpoint: &str, expected: usize) -> anyhow::Result<()>
             let t = t.into_inner();
             let up = t.members.iter().filter(|m| m.state == "up").count();
             if up >= expected
+                && t.read_version == t.epoch
                 && t.members
                     .iter()
                     .all(|m| m.state != "up" || m.synced_epoch >= t.epoch)

@@ -22,8 +22,9 @@ pub struct Engine {
     keyspaces: Keyspaces,
     locks: KeyLocks,
     actor: ActorId,
-    /// Contexts go out sealed to their key and come back checked.
-    seal: ContextSeal,
+    /// Contexts go out sealed to their key and come back checked, with the secret of the
+    /// cluster's layout (set once the node holds one).
+    seal: std::sync::RwLock<ContextSeal>,
     /// Largest hybrid logical timestamp issued or observed so far.
     hlc: AtomicU64,
     default_sync: bool,
@@ -87,7 +88,7 @@ impl Engine {
             keyspaces,
             locks: KeyLocks::new(4096),
             actor,
-            seal,
+            seal: std::sync::RwLock::new(seal),
             hlc: AtomicU64::new(0),
             default_sync,
             metrics,
@@ -118,8 +119,23 @@ impl Engine {
         }
         ReadReply {
             values: view.values,
-            context: self.seal.seal(ks_id, key, &view.context),
+            context: self.sealer().seal(ks_id, key, &view.context),
         }
+    }
+
+    fn sealer(&self) -> ContextSeal {
+        self.seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adopts the layout's cluster secret for sealing contexts.
+    pub fn set_seal(&self, seal: ContextSeal) {
+        *self
+            .seal
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = seal;
     }
 
     /// The minting actor (this node in its current incarnation).
@@ -129,7 +145,7 @@ impl Engine {
 
     fn ack_for(&self, ks_id: u64, key: &[u8], reply: WriteReply) -> WriteAck {
         WriteAck {
-            context: self.seal.seal(ks_id, key, &reply.context),
+            context: self.sealer().seal(ks_id, key, &reply.context),
             siblings: reply.siblings,
         }
     }
@@ -145,7 +161,7 @@ impl Engine {
         if bytes.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.seal.open(ks.id(), key, bytes)?))
+        Ok(Some(self.sealer().open(ks.id(), key, bytes)?))
     }
 
     /// This replica's stored object for a storage key.

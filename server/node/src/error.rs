@@ -21,6 +21,10 @@ pub enum NodeError {
     StorageFull(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A peer or forwarded request answered with this gRPC status; passed through as is.
     #[error("{message}")]
     Remote { code: Code, message: String },
@@ -56,6 +60,8 @@ impl NodeError {
             NodeError::Storage(_) | NodeError::Internal(_) => Code::Internal,
             NodeError::StorageFull(_) => Code::ResourceExhausted,
             NodeError::Unavailable(_) => Code::Unavailable,
+            NodeError::NotFound(_) => Code::NotFound,
+            NodeError::FailedPrecondition(_) => Code::FailedPrecondition,
             NodeError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             NodeError::Remote { code, .. } => *code,
         }

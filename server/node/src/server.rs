@@ -2,10 +2,11 @@
 //! SIGTERM, then shuts down cleanly (RocksDB is closed when the last handle drops).
 
 use crate::cluster::hints::Hints;
-use crate::cluster::membership::{self, Membership, NodeMeta, Status};
+use crate::cluster::layout::LayoutKeeper;
+use crate::cluster::membership::{self, Membership, NodeMeta};
 use crate::cluster::peer_service::PeerService;
 use crate::cluster::peers::Peers;
-use crate::cluster::{Cluster, Settings};
+use crate::cluster::{Cluster, Parts, Settings};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::grpc::admin::{AdminService, NodeFacts};
@@ -35,11 +36,38 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let incarnation = identity::start_incarnation(&storage)?;
     let keyspaces = Keyspaces::load(&storage, &cfg.limits)?;
     let metrics = Arc::new(Metrics::new());
+    let layout = LayoutKeeper::load(storage.clone())?;
+    let gossip_addr = membership::resolve_gossip_addr(cfg.cluster.gossip_addr)?;
+    let expects_peers = cfg
+        .cluster
+        .seeds
+        .iter()
+        .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr));
+    let role = meridian_core::layout::Role::Storage;
+    if layout.get().current().is_none() && !expects_peers {
+        // No seeds: this node founds a cluster, with a fresh secret, before it serves.
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        let first = meridian_core::layout::LayoutMember {
+            id: actor,
+            dc: cfg.node.datacenter.clone(),
+            rack: cfg.node.rack.clone(),
+            capacity: cfg.cluster.capacity.max(1),
+            role,
+        };
+        layout.update(|h| *h = meridian_core::layout::LayoutHistory::bootstrap(first, secret))?;
+        tracing::info!("founded a new cluster: layout version 1");
+    }
+    // Until the node holds a layout it refuses requests, so this placeholder seals nothing.
+    let secret = layout
+        .get()
+        .current()
+        .map_or_else(|| placeholder_secret(&node_id), |v| *v.secret());
     let engine = Arc::new(Engine::new(
         storage.clone(),
         keyspaces,
         identity::actor(node_id, incarnation),
-        meridian_core::ContextSeal::new(cluster_secret(&cfg.cluster.cluster_id)),
+        meridian_core::ContextSeal::new(secret),
         cfg.storage.sync_writes,
         metrics.clone(),
     ));
@@ -52,9 +80,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding HTTP address {}", cfg.node.http_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
-    let gossip_addr = membership::resolve_gossip_addr(cfg.cluster.gossip_addr)?;
 
-    // Who this node is, as gossiped: addresses are fresh each start, the rest survives.
+    // Who this node is, as gossiped: addresses are fresh each start.
     let previous = membership::load_self(&storage, &actor)?;
     let meta = NodeMeta {
         id: actor,
@@ -63,21 +90,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         capacity: cfg.cluster.capacity,
         grpc: format!("http://{grpc_addr}"),
         http: format!("http://{http_addr}"),
-        joined_at: membership::joined_at(&storage)?,
-        status: previous.as_ref().map_or(Status::Up, |p| p.status),
-        left_at: previous.as_ref().map_or(0, |p| p.left_at),
-        synced_epoch: previous.as_ref().map_or(0, |p| p.synced_epoch),
     };
+    // A new rack or capacity is staged in the layout like a join; a new datacenter is not:
+    // the data on this disk belongs to the old one.
     if let Some(p) = &previous
-        && (p.dc != meta.dc || p.rack != meta.rack || p.capacity != meta.capacity)
+        && p.dc != meta.dc
     {
         anyhow::bail!(
-            "this data directory belongs to a node in dc {:?}, rack {:?}, capacity {}; \
-             moving a node's data to another place is not supported: decommission it and \
-             start a fresh node instead",
-            p.dc,
-            p.rack,
-            p.capacity
+            "this data directory belongs to a node in dc {:?}; moving a node's data to \
+             another datacenter is not supported: decommission it and start a fresh node \
+             instead",
+            p.dc
         );
     }
     let membership = Membership::start(&cfg.cluster, gossip_addr, meta.clone(), storage.clone())
@@ -91,20 +114,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )?;
     let peers = Peers::new(Duration::from_millis(cfg.cluster.peer_timeout_ms));
     let cluster = Cluster::new(
-        engine.clone(),
-        metrics.clone(),
-        membership,
-        hints,
-        peers,
+        Parts {
+            engine: engine.clone(),
+            metrics: metrics.clone(),
+            membership,
+            layout,
+            hints,
+            peers,
+        },
         meta,
         Settings {
             strict: cfg.cluster.strict_quorum,
             read_repair_chance: cfg.cluster.read_repair_chance,
-            expects_peers: cfg
-                .cluster
-                .seeds
-                .iter()
-                .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr)),
+            expects_peers,
+            role,
         },
     );
     cluster.spawn_tasks();
@@ -192,12 +215,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The key contexts are sealed with. Every node of a cluster derives the same one from the
-/// cluster id, so a context opens wherever the client sends its next write; it binds a
-/// context to its key (a context taken from another key is refused). A random secret kept in
-/// the replicated layout replaces this derivation when the layout lands (issue 7).
-fn cluster_secret(cluster_id: &str) -> [u8; 32] {
-    blake3::derive_key("meridian 2026 context seal v1", cluster_id.as_bytes())
+/// A seal key for the moments before the node holds the cluster's layout (whose random
+/// secret every node then seals with): requests are refused until then.
+fn placeholder_secret(node_id: &uuid::Uuid) -> [u8; 32] {
+    blake3::derive_key("meridian 2026 context seal placeholder", node_id.as_bytes())
 }
 
 /// Serves the KV service (with any handler), the admin service when given, health and

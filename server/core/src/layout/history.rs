@@ -109,43 +109,54 @@ impl LayoutHistory {
         }
     }
 
-    /// The active versions, oldest first: from the anchor (or the oldest known version) along
-    /// the parent links, taking the highest digest at each step. Empty before the first
-    /// version arrives.
+    /// The active versions, oldest first: from the anchor (or the oldest known version) to
+    /// the head, which is the highest (version, digest) among the versions that descend from
+    /// the anchor by parent links. A late node that commits on a stale view forks below the
+    /// head and loses, whatever its digest. Empty before the first version arrives.
     pub fn chain(&self) -> Vec<&LayoutVersion> {
-        let mut out: Vec<&LayoutVersion> = Vec::new();
         let start = match self.anchor {
             Some((v, d)) => self
                 .versions
                 .iter()
-                .find(|x| x.version == v && x.digest() == d),
+                .position(|x| x.version == v && x.digest() == d),
             None => {
                 let lowest = self.versions.first().map(|x| x.version);
                 self.versions
                     .iter()
-                    .filter(|x| Some(x.version) == lowest)
-                    .max_by_key(|x| x.digest())
+                    .enumerate()
+                    .filter(|(_, x)| Some(x.version) == lowest)
+                    .max_by_key(|(_, x)| x.digest())
+                    .map(|(i, _)| i)
             }
         };
-        let Some(mut at) = start else {
-            return out;
+        let Some(start) = start else {
+            return Vec::new();
         };
-        out.push(at);
-        loop {
-            let parent = at.digest();
-            let next = self
-                .versions
-                .iter()
-                .filter(|x| x.version == at.version + 1 && x.parent == parent)
-                .max_by_key(|x| x.digest());
-            match next {
-                Some(n) => {
-                    out.push(n);
-                    at = n;
-                }
-                None => return out,
+        // Versions are sorted by (version, digest): one pass finds every descendant, each
+        // remembering its parent's index.
+        let mut parent_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut reachable: BTreeMap<(u64, Digest), usize> = BTreeMap::new();
+        let first = &self.versions[start];
+        reachable.insert((first.version, first.digest()), start);
+        let mut head = start;
+        for (i, v) in self.versions.iter().enumerate().skip(start + 1) {
+            if v.version == 0 {
+                continue;
+            }
+            if let Some(&p) = reachable.get(&(v.version - 1, v.parent)) {
+                reachable.insert((v.version, v.digest()), i);
+                parent_of.insert(i, p);
+                head = i;
             }
         }
+        let mut out = vec![&self.versions[head]];
+        let mut at = head;
+        while let Some(&p) = parent_of.get(&at) {
+            out.push(&self.versions[p]);
+            at = p;
+        }
+        out.reverse();
+        out
     }
 
     /// The newest committed version: where new ownership is decided.
@@ -265,6 +276,15 @@ impl LayoutHistory {
             .contains(&(*node, version.version, version.digest()))
     }
 
+    /// The newest active version `node` acknowledged, if any.
+    pub fn acked_version(&self, node: &ActorId) -> Option<u64> {
+        self.chain()
+            .into_iter()
+            .rev()
+            .find(|v| self.acked(node, v))
+            .map(|v| v.version)
+    }
+
     /// Retires every version older than the newest one whose storage members have all
     /// acknowledged it (or are down: `is_up` is the failure detector). Returns whether the
     /// anchor moved.
@@ -311,6 +331,15 @@ impl LayoutHistory {
     /// Canonical bytes of the whole history (what peers exchange).
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_extend(self, Vec::new()).unwrap_or_default()
+    }
+
+    /// A short hash of the whole history: two nodes with equal fingerprints hold the same
+    /// history and have nothing to exchange.
+    pub fn fingerprint(&self) -> Digest {
+        let hash = blake3::hash(&self.encode());
+        let mut d = Digest::default();
+        d.0.copy_from_slice(&hash.as_bytes()[..16]);
+        d
     }
 
     /// Decodes a peer's history, checking every version (see [`LayoutVersion::checked`]).
@@ -384,6 +413,30 @@ mod tests {
         ba.merge(&ab);
         assert_eq!(ba.current().unwrap().encode(), v3.encode());
         assert!(ba.pending().is_empty());
+    }
+
+    #[test]
+    fn a_stale_fork_loses_to_the_longer_chain_whatever_its_digest() {
+        let mut h = LayoutHistory::bootstrap(member(1, "dc1"), [5; 32]);
+        let stale = h.clone();
+        join(&mut h, 1, 2, "dc1");
+        h.commit().unwrap();
+        join(&mut h, 1, 3, "dc1");
+        h.commit().unwrap();
+        let head = h.current().unwrap().clone();
+        // Many different stale forks of version 2: some digest beats the real version 2.
+        for n in 4..20 {
+            let mut late = stale.clone();
+            join(&mut late, n, n, "dc1");
+            late.commit().unwrap();
+            let mut m = h.clone();
+            m.merge(&late);
+            assert_eq!(m.current().unwrap().digest(), head.digest(), "fork {n}");
+            assert_eq!(m.chain().len(), 3);
+            // The fork's join is still pending and commits on top of the head.
+            assert_eq!(m.pending().len(), 1);
+            assert_eq!(m.commit().unwrap().version, 4);
+        }
     }
 
     #[test]

@@ -10,8 +10,9 @@ use crate::error::{NodeError, NodeResult};
 use meridian_core::consistency::{ReplicaCounts, Required, required};
 use meridian_core::partition::partition_of;
 use meridian_core::quorum::{
-    DcReplicas, Progress, ReadQuorum, Step, WriteQuorum, plan_dc, plan_read, plan_write, split_read,
+    DcReplicas, Progress, ReadQuorum, Step, plan_dc, plan_read, plan_write, split_read,
 };
+use meridian_core::transition::VersionedWrite;
 use meridian_core::{ActorId, Consistency, StoredObject};
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
@@ -92,19 +93,35 @@ fn required_for(
     Ok(required(level, explicit, &counts)?)
 }
 
-/// What one write step reports back: (dc, acknowledged, of which through a stand-in, failed).
-type StepReport = (String, usize, usize, usize);
+/// What one write step reports back, per replica: `Some(through_stand_in)` when it holds the
+/// write, `None` when the attempt failed. Hints kept for a replica planned as down are not
+/// reported: they never counted as possible.
+type StepReport = Vec<(ActorId, Option<bool>)>;
+
+/// Refuses requests before this node holds a layout: it cannot know the replicas yet.
+fn require_layout(topo: &super::topology::Topology) -> NodeResult<()> {
+    if topo.epoch() == 0 {
+        return Err(NodeError::Unavailable(
+            "this node has no cluster layout yet (it is still joining): retry shortly or use \
+             another node"
+                .into(),
+        ));
+    }
+    Ok(())
+}
 
 impl Cluster {
     /// A client write arriving at this node.
     pub async fn write(self: &Arc<Self>, op: WriteOp) -> NodeResult<WriteAck> {
         let ks = self.engine.validate_write(&op.as_request())?;
         let topo = self.topology();
+        require_layout(&topo)?;
         let partition = partition_of(ks.id(), &op.key);
         let dcs = topo.replicas(&ks, partition);
         let local = dcs.iter().find(|d| d.dc == self.my_dc);
         if local.is_some_and(|d| d.contains(&self.me)) {
-            return self.coordinate_write(op, ks, dcs).await;
+            let sets = topo.write_sets(&ks, partition);
+            return self.coordinate_write(op, ks, dcs, sets).await;
         }
         // Not a replica here: hand the write to one that is, in this DC if possible.
         let level = op.consistency.unwrap_or(ks.write_consistency);
@@ -162,8 +179,11 @@ impl Cluster {
     pub async fn write_forwarded(self: &Arc<Self>, op: WriteOp) -> NodeResult<WriteAck> {
         let ks = self.engine.validate_write(&op.as_request())?;
         let topo = self.topology();
-        let dcs = topo.replicas(&ks, partition_of(ks.id(), &op.key));
-        self.coordinate_write(op, ks, dcs).await
+        require_layout(&topo)?;
+        let partition = partition_of(ks.id(), &op.key);
+        let dcs = topo.replicas(&ks, partition);
+        let sets = topo.write_sets(&ks, partition);
+        self.coordinate_write(op, ks, dcs, sets).await
     }
 
     async fn coordinate_write(
@@ -171,11 +191,19 @@ impl Cluster {
         op: WriteOp,
         ks: Arc<meridian_core::KeyspaceSpec>,
         dcs: Vec<DcReplicas>,
+        sets: Vec<Vec<DcReplicas>>,
     ) -> NodeResult<WriteAck> {
         let level = op.consistency.unwrap_or(ks.write_consistency);
+        // The union decides what remote DCs are asked to wait for; each version's own set
+        // decides what counts.
         let required = required_for(level, op.explicit_acks, &self.my_dc, &dcs)?;
         let name = level_name(level, op.explicit_acks);
-        let mut quorum = WriteQuorum::new(&name, required.clone(), &self.my_dc, &dcs, self.strict);
+        let mut per_version = Vec::with_capacity(sets.len());
+        for set in sets {
+            let r = required_for(level, op.explicit_acks, &self.my_dc, &set)?;
+            per_version.push((set, r));
+        }
+        let mut quorum = VersionedWrite::new(&name, per_version, &self.my_dc, self.strict);
         // Refuse before minting when the live replicas cannot meet the level.
         if let Progress::Failed(e) = quorum.progress() {
             return Err(e.into());
@@ -194,7 +222,7 @@ impl Cluster {
             .iter()
             .any(|d| d.dc == self.my_dc && d.contains(&self.me));
         let mut progress = if mine {
-            quorum.ack(&self.my_dc, 1, 0)
+            quorum.ack(&self.me, false)
         } else {
             quorum.progress()
         };
@@ -232,12 +260,12 @@ impl Cluster {
             }
             let report = tokio::time::timeout_at(deadline, rx.recv()).await;
             progress = match report {
-                Ok(Some((dc, acks, hinted, failed))) => {
-                    if acks > 0 {
-                        quorum.ack(&dc, acks, hinted);
-                    }
-                    if failed > 0 {
-                        quorum.fail(&dc, failed);
+                Ok(Some(outcomes)) => {
+                    for (node, outcome) in outcomes {
+                        match outcome {
+                            Some(hinted) => quorum.ack(&node, hinted),
+                            None => quorum.fail(&node),
+                        };
                     }
                     quorum.progress()
                 }
@@ -259,7 +287,7 @@ impl Cluster {
         match step {
             Step::Replicate { node, dc } => {
                 if self.replicate_to(node, &state, None).await.is_ok() {
-                    return (dc, 1, 0, 0);
+                    return vec![(node, Some(false))];
                 }
                 // Timed out or refused: sloppy quorum as if it had been down. Planned
                 // stand-ins take the first spares (one per down replica); each live replica
@@ -281,22 +309,22 @@ impl Cluster {
                 if let Some(spare) = spare
                     && self.replicate_to(spare, &state, Some(node)).await.is_ok()
                 {
-                    return (dc, 1, 1, 0);
+                    return vec![(node, Some(true))];
                 }
                 self.keep_hint(node, &state);
-                (dc, 0, 0, 1)
+                vec![(node, None)]
             }
-            Step::StandIn { target, spare, dc } => {
+            Step::StandIn { target, spare, .. } => {
                 if self.replicate_to(spare, &state, Some(target)).await.is_ok() {
-                    return (dc, 1, 1, 0);
+                    return vec![(target, Some(true))];
                 }
                 self.keep_hint(target, &state);
-                (dc, 0, 0, 1)
+                vec![(target, None)]
             }
-            Step::KeepHint { target, dc } => {
+            Step::KeepHint { target, .. } => {
                 // Planned for a down replica: never counted as a possible acknowledgement.
                 self.keep_hint(target, &state);
-                (dc, 0, 0, 0)
+                Vec::new()
             }
             Step::Relay { dc, via, wait_for } => {
                 let replicas: Vec<ActorId> = dcs
@@ -305,19 +333,28 @@ impl Cluster {
                     .map(|d| d.replicas.iter().map(|s| s.node).collect())
                     .unwrap_or_default();
                 match self.relay_to(via, &state, keyspace, wait_for).await {
-                    Ok((acks, hinted)) => {
-                        let failed = if wait_for > 0 {
-                            replicas.len().saturating_sub(acks)
-                        } else {
-                            0
-                        };
-                        (dc, acks, hinted, failed)
+                    Ok(acked) => {
+                        let mut out: StepReport = acked
+                            .iter()
+                            .filter(|(n, _)| replicas.contains(n))
+                            .map(|(n, hinted)| (*n, Some(*hinted)))
+                            .collect();
+                        if wait_for > 0 {
+                            // What the relay did not report by its deadline cannot count.
+                            out.extend(
+                                replicas
+                                    .iter()
+                                    .filter(|r| !acked.iter().any(|(n, _)| n == *r))
+                                    .map(|r| (*r, None)),
+                            );
+                        }
+                        out
                     }
                     Err(_) => {
                         for r in &replicas {
                             self.keep_hint(*r, &state);
                         }
-                        (dc, 0, 0, replicas.len())
+                        replicas.iter().map(|r| (*r, None)).collect()
                     }
                 }
             }
@@ -353,7 +390,7 @@ impl Cluster {
         state: &pb::ObjectState,
         keyspace: &str,
         wait_for: usize,
-    ) -> NodeResult<(usize, usize)> {
+    ) -> NodeResult<Vec<(ActorId, bool)>> {
         let topo = self.topology();
         let url = topo
             .grpc_of(&via)
@@ -372,7 +409,17 @@ impl Cluster {
                 super::peers::peer_error(&via, "relay", s)
             })?
             .into_inner();
-        Ok((r.acks as usize, r.hinted_acks as usize))
+        let id = |b: &bytes::Bytes| {
+            <[u8; 16]>::try_from(b.as_ref())
+                .ok()
+                .map(ActorId::from_bytes)
+        };
+        let hinted: Vec<ActorId> = r.hinted_nodes.iter().filter_map(id).collect();
+        Ok(r.acked_nodes
+            .iter()
+            .filter_map(id)
+            .map(|n| (n, hinted.contains(&n)))
+            .collect())
     }
 
     fn keep_hint(&self, target: ActorId, state: &pb::ObjectState) {
@@ -399,15 +446,26 @@ impl Cluster {
             ));
         };
         let topo = self.topology();
+        require_layout(&topo)?;
         let dcs = topo.replicas(&ks, partition);
         let Some(dc) = dcs.iter().find(|d| d.dc == self.my_dc).cloned() else {
             return Ok(pb::RelayResponse::default());
         };
-        let mut acks = 0usize;
-        let mut hinted = 0usize;
+        // Each active version's replicas in this DC: the relay answers once `wait_for` of
+        // each hold the write (or all it sent to have answered).
+        let sets: Vec<Vec<ActorId>> = topo
+            .write_sets(&ks, partition)
+            .into_iter()
+            .filter_map(|set| {
+                set.into_iter()
+                    .find(|d| d.dc == self.my_dc)
+                    .map(|d| d.replicas.iter().map(|s| s.node).collect())
+            })
+            .collect();
+        let mut acked: Vec<(ActorId, bool)> = Vec::new();
         if dc.contains(&self.me) {
             self.merge_local(&state)?;
-            acks += 1;
+            acked.push((self.me, false));
         }
         let strict = req.strict;
         let steps = plan_dc(&self.me, &dc, strict);
@@ -426,23 +484,47 @@ impl Cluster {
         }
         drop(tx);
         let wait_for = req.wait_for as usize;
+        let enough = |acked: &[(ActorId, bool)]| {
+            sets.iter().all(|set| {
+                let n = acked.iter().filter(|(a, _)| set.contains(a)).count();
+                n >= wait_for.min(set.len())
+            })
+        };
         // Answer with what we have well before the coordinator's call to us times out.
         let deadline = tokio::time::Instant::now() + self.peers.timeout() / 2;
         let mut done = 0;
-        while acks < wait_for && done < total {
+        while wait_for > 0 && !enough(&acked) && done < total {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((_, a, h, _))) => {
-                    acks += a;
-                    hinted += h;
+                Ok(Some(report)) => {
+                    acked.extend(
+                        report
+                            .into_iter()
+                            .filter_map(|(n, outcome)| outcome.map(|hinted| (n, hinted))),
+                    );
                     done += 1;
                 }
                 _ => break,
             }
         }
+        let hinted = acked.iter().filter(|(_, h)| *h).count();
         Ok(pb::RelayResponse {
-            acks: acks as u32,
+            acks: acked.len() as u32,
             hinted_acks: hinted as u32,
-            reachable: format!("{} {acks}/{} acknowledged", dc.dc, dc.replicas.len()),
+            reachable: format!(
+                "{} {}/{} acknowledged",
+                dc.dc,
+                acked.len(),
+                dc.replicas.len()
+            ),
+            acked_nodes: acked
+                .iter()
+                .map(|(n, _)| n.as_bytes().to_vec().into())
+                .collect(),
+            hinted_nodes: acked
+                .iter()
+                .filter(|(_, h)| *h)
+                .map(|(n, _)| n.as_bytes().to_vec().into())
+                .collect(),
         })
     }
 
@@ -467,8 +549,10 @@ impl Cluster {
         meridian_core::limits::check_key(key)?;
         let level = consistency.unwrap_or(ks.read_consistency);
         let topo = self.topology();
+        require_layout(&topo)?;
         let skey = meridian_core::partition::storage_key(ks.id(), key);
-        let dcs = topo.replicas(&ks, partition_of(ks.id(), key));
+        // Answered by the oldest active version: its owners hold everything they own.
+        let dcs = topo.read_replicas(&ks, partition_of(ks.id(), key));
         let required = required_for(level, explicit, &self.my_dc, &dcs)?;
         let name = level_name(level, explicit);
         let mut quorum = ReadQuorum::new(&name, required.clone(), &self.my_dc, &dcs);

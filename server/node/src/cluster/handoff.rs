@@ -1,7 +1,7 @@
 //! Hint replay: hands held writes to their replica once the failure detector sees it up.
 
 use super::Cluster;
-use super::membership::{Status, now_ms};
+use super::membership::now_ms;
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +15,8 @@ impl Cluster {
             tick.tick().await;
             for target in self.hints.targets() {
                 let topo = self.topology();
-                let departed = topo
-                    .members
-                    .get(&target)
-                    .is_some_and(|m| m.meta.status == Status::Left);
+                // Owns nothing in any active version (it left, or was removed).
+                let departed = topo.epoch() > 0 && !topo.owns_somewhere(&target);
                 if target == self.me || departed {
                     self.redirect(target).await;
                     continue;
@@ -132,7 +130,7 @@ impl Cluster {
             let mut heirs: Vec<_> = topo
                 .members
                 .values()
-                .filter(|m| m.alive && m.meta.status == Status::Up)
+                .filter(|m| m.alive && topo.owns_somewhere(&m.meta.id))
                 .filter(|m| m.meta.id != self.me && m.meta.id != target)
                 .collect();
             heirs.sort_by_key(|m| Some(&m.meta.dc) != target_dc.as_ref());

@@ -1,10 +1,10 @@
 //! Membership and liveness over gossip (chitchat: scuttlebutt anti-entropy of per-node
 //! key-values plus a phi-accrual failure detector).
 //!
-//! Every node publishes its own metadata (dc, rack, capacity, addresses, join time, status,
-//! the placement epoch it has finished streaming for) and the keyspace definitions it knows.
-//! Members are also remembered on disk, so a restarted node still counts a peer that is down
-//! right now as a member: liveness never changes ownership, only join and leave do.
+//! Every node publishes its own metadata (dc, rack, capacity, addresses), the layout version
+//! it holds with a hash of its layout history, and the keyspace definitions it knows. Members
+//! are also remembered on disk, so a restarted node can still address a peer that is down
+//! right now. Gossip never decides ownership: the layout does (see layout.rs).
 
 use crate::config::ClusterConfig;
 use crate::error::{NodeError, NodeResult};
@@ -21,30 +21,11 @@ use tokio::sync::watch;
 
 const MEMBER_PREFIX: &str = "member/";
 const KEYSPACE_KEY_PREFIX: &str = "ks.";
-const GONE_KEY_PREFIX: &str = "gone.";
+const LAYOUT_VERSION_KEY: &str = "layout_version";
+const LAYOUT_HASH_KEY: &str = "layout_hash";
 
-/// A member's lifecycle; liveness is tracked separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Up,
-    /// Decommission started: its partitions are moving to new owners.
-    Leaving,
-    /// Decommission finished: owns nothing.
-    Left,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Up => "up",
-            Status::Leaving => "leaving",
-            Status::Left => "left",
-        }
-    }
-}
-
-/// What a node tells the cluster about itself.
+/// What a node tells the cluster about itself: where to reach it and where it sits. Who owns
+/// what is not here: that is the layout (see layout.rs), which members join through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeMeta {
     pub id: ActorId,
@@ -53,12 +34,6 @@ pub struct NodeMeta {
     pub capacity: u32,
     pub grpc: String,
     pub http: String,
-    /// Milliseconds since the epoch of the node's first start: orders joins identically on
-    /// every node.
-    pub joined_at: u64,
-    pub status: Status,
-    pub left_at: u64,
-    pub synced_epoch: u64,
 }
 
 impl NodeMeta {
@@ -69,20 +44,10 @@ impl NodeMeta {
             ("capacity".into(), self.capacity.to_string()),
             ("grpc".into(), self.grpc.clone()),
             ("http".into(), self.http.clone()),
-            ("joined_at".into(), self.joined_at.to_string()),
-            ("status".into(), self.status.name().into()),
-            ("left_at".into(), self.left_at.to_string()),
-            ("synced_epoch".into(), self.synced_epoch.to_string()),
         ]
     }
 
     fn from_state(id: ActorId, get: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let status = match get("status")?.as_str() {
-            "up" => Status::Up,
-            "leaving" => Status::Leaving,
-            "left" => Status::Left,
-            _ => return None,
-        };
         Some(Self {
             id,
             dc: get("dc")?,
@@ -90,10 +55,6 @@ impl NodeMeta {
             capacity: get("capacity")?.parse().ok()?,
             grpc: get("grpc")?,
             http: get("http")?,
-            joined_at: get("joined_at")?.parse().ok()?,
-            status,
-            left_at: get("left_at")?.parse().ok()?,
-            synced_epoch: get("synced_epoch")?.parse().ok()?,
         })
     }
 }
@@ -102,6 +63,10 @@ impl NodeMeta {
 pub struct MemberState {
     pub meta: NodeMeta,
     pub alive: bool,
+    /// The layout version the node has adopted, and a hash of its whole layout history: a
+    /// peer whose hash differs from ours has something to exchange.
+    pub layout_version: u64,
+    pub layout_hash: String,
 }
 
 /// The cluster as this node sees it right now.
@@ -185,35 +150,22 @@ impl Membership {
         self.view.clone()
     }
 
-    /// Publishes a change to this node's own metadata (status, synced epoch).
-    pub async fn publish(&self, meta: &NodeMeta) -> NodeResult<()> {
-        remember(&self.storage, meta)?;
+    /// Publishes the layout this node holds, so peers know whether to exchange with it.
+    pub async fn publish_layout(&self, version: u64, hash: &str) {
+        let hash = hash.to_string();
         self.handle
             .with_chitchat(|c| {
                 let state = c.self_node_state();
-                for (k, v) in meta.to_kvs() {
-                    state.set(k, v);
-                }
+                state.set(LAYOUT_VERSION_KEY, version.to_string());
+                state.set(LAYOUT_HASH_KEY, hash.clone());
             })
             .await;
-        Ok(())
     }
 
     /// Publishes a keyspace definition so every node learns it.
     pub async fn publish_keyspace(&self, name: &str, json: &str) {
         let key = format!("{KEYSPACE_KEY_PREFIX}{name}");
         let json = json.to_string();
-        self.handle
-            .with_chitchat(|c| c.self_node_state().set(key.clone(), json.clone()))
-            .await;
-    }
-
-    /// Remembers a member that left, so nodes that join later still fold the same history.
-    pub async fn publish_gone(&self, meta: &NodeMeta) {
-        let key = format!("{GONE_KEY_PREFIX}{}", meta.id);
-        let Ok(json) = serde_json::to_string(meta) else {
-            return;
-        };
         self.handle
             .with_chitchat(|c| c.self_node_state().set(key.clone(), json.clone()))
             .await;
@@ -225,68 +177,63 @@ async fn snapshot(
     storage: &Storage,
 ) -> ClusterView {
     let mut view = ClusterView::default();
-    // Members remembered on disk first; gossip overrides with fresher data.
+    // Members remembered on disk first (a peer that is down now still has an address);
+    // gossip overrides with fresher data.
     if let Ok(stored) = storage.meta_with_prefix(MEMBER_PREFIX) {
         for (_, bytes) in stored {
             if let Ok(meta) = serde_json::from_slice::<NodeMeta>(&bytes) {
-                view.members
-                    .insert(meta.id, MemberState { meta, alive: false });
+                view.members.insert(
+                    meta.id,
+                    MemberState {
+                        meta,
+                        alive: false,
+                        layout_version: 0,
+                        layout_hash: String::new(),
+                    },
+                );
             }
         }
     }
-    let mut gone = Vec::new();
-    let mut gossiped = Vec::new();
-    {
-        let c = chitchat.lock().await;
-        let live: Vec<ChitchatId> = c.live_nodes().cloned().collect();
-        // Highest generation wins when a restarted node still has an old state around.
-        let mut newest: BTreeMap<ActorId, (u64, NodeMeta, bool)> = BTreeMap::new();
-        for (cid, state) in c.node_states() {
-            for (k, v) in state.key_values() {
-                if let Some(name) = k.strip_prefix(KEYSPACE_KEY_PREFIX) {
-                    let defs = view.keyspaces.entry(name.to_string()).or_default();
-                    if !defs.iter().any(|d| d == v) {
-                        defs.push(v.to_string());
-                    }
-                } else if k.starts_with(GONE_KEY_PREFIX)
-                    && let Ok(meta) = serde_json::from_str::<NodeMeta>(v)
-                {
-                    gone.push(meta);
+    let c = chitchat.lock().await;
+    let live: Vec<ChitchatId> = c.live_nodes().cloned().collect();
+    // Highest generation wins when a restarted node still has an old state around.
+    let mut newest: BTreeMap<ActorId, (u64, MemberState)> = BTreeMap::new();
+    for (cid, state) in c.node_states() {
+        for (k, v) in state.key_values() {
+            if let Some(name) = k.strip_prefix(KEYSPACE_KEY_PREFIX) {
+                let defs = view.keyspaces.entry(name.to_string()).or_default();
+                if !defs.iter().any(|d| d == v) {
+                    defs.push(v.to_string());
                 }
             }
-            let Ok(uuid) = uuid::Uuid::parse_str(&cid.node_id) else {
-                continue;
-            };
-            let id = ActorId::from_bytes(*uuid.as_bytes());
-            let Some(meta) = NodeMeta::from_state(id, |k| state.get(k).map(str::to_string)) else {
-                continue;
-            };
-            let alive = live.contains(cid);
-            if newest
-                .get(&id)
-                .is_none_or(|(generation, _, _)| *generation <= cid.generation_id)
-            {
-                newest.insert(id, (cid.generation_id, meta, alive));
-            }
         }
-        gossiped.extend(newest.into_values().map(|(_, meta, alive)| (meta, alive)));
+        let Ok(uuid) = uuid::Uuid::parse_str(&cid.node_id) else {
+            continue;
+        };
+        let id = ActorId::from_bytes(*uuid.as_bytes());
+        let Some(meta) = NodeMeta::from_state(id, |k| state.get(k).map(str::to_string)) else {
+            continue;
+        };
+        let member = MemberState {
+            meta,
+            alive: live.contains(cid),
+            layout_version: state
+                .get(LAYOUT_VERSION_KEY)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            layout_hash: state.get(LAYOUT_HASH_KEY).unwrap_or_default().to_string(),
+        };
+        if newest
+            .get(&id)
+            .is_none_or(|(generation, _)| *generation <= cid.generation_id)
+        {
+            newest.insert(id, (cid.generation_id, member));
+        }
     }
-    let updates = gone.into_iter().map(|m| (m, false)).chain(gossiped);
-    for (meta, alive) in updates {
-        let entry = view.members.entry(meta.id).or_insert(MemberState {
-            meta: meta.clone(),
-            alive: false,
-        });
-        entry.alive |= alive;
-        // A member's lifecycle only moves forward (up, leaving, left); stale gossip from an
-        // older generation must not bring a departed node back.
-        if meta.status >= entry.meta.status {
-            entry.meta = meta;
-        }
-        if entry.meta.status == Status::Left {
-            entry.alive = false;
-        }
-        let _ = remember(storage, &entry.meta);
+    drop(c);
+    for (_, member) in newest.into_values() {
+        let _ = remember(storage, &member.meta);
+        view.members.insert(member.meta.id, member);
     }
     for defs in view.keyspaces.values_mut() {
         defs.sort();
@@ -304,20 +251,7 @@ fn remember(storage: &Storage, meta: &NodeMeta) -> NodeResult<()> {
     Ok(())
 }
 
-/// The node's first start time, kept so that a restart does not reorder its join.
-pub fn joined_at(storage: &Storage) -> NodeResult<u64> {
-    const KEY: &str = "node/joined_at";
-    if let Some(bytes) = storage.get_meta(KEY)?
-        && let Ok(arr) = <[u8; 8]>::try_from(bytes.as_slice())
-    {
-        return Ok(u64::from_be_bytes(arr));
-    }
-    let t = now_ms();
-    storage.put_meta(KEY, &t.to_be_bytes())?;
-    Ok(t)
-}
-
-/// Loads this node's own remembered metadata (status and synced epoch survive restarts).
+/// Loads this node's own remembered metadata (where it was last started).
 pub fn load_self(storage: &Storage, id: &ActorId) -> NodeResult<Option<NodeMeta>> {
     let key = format!("{MEMBER_PREFIX}{id}");
     Ok(storage

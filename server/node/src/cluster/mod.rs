@@ -1,11 +1,13 @@
-//! The cluster layer of a node: membership, ownership, the request coordinator, hinted
-//! handoff and partition streaming. `Cluster` owns the shared state; background tasks keep
-//! the topology, keyspaces, hints and streamed partitions up to date.
+//! The cluster layer of a node: membership, the layout, ownership, the request coordinator,
+//! hinted handoff and partition streaming. `Cluster` owns the shared state; background tasks
+//! keep the layout, topology, keyspaces, hints and streamed partitions up to date.
 
 pub mod coordinator;
 pub mod handoff;
 pub mod hints;
 pub mod keyspace_sync;
+pub mod layout;
+pub mod layout_sync;
 pub mod membership;
 pub mod peer_service;
 pub mod peers;
@@ -14,13 +16,13 @@ pub mod rebalance;
 pub mod topology;
 
 use crate::engine::Engine;
-use crate::error::NodeResult;
 use crate::metrics::Metrics;
 use hints::Hints;
+use layout::LayoutKeeper;
 use membership::{Membership, NodeMeta};
 use meridian_core::ActorId;
 use peers::Peers;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use topology::Topology;
 
 /// Behaviour switches from the configuration.
@@ -29,6 +31,7 @@ pub struct Settings {
     pub strict: bool,
     pub expects_peers: bool,
     pub read_repair_chance: f64,
+    pub role: meridian_core::layout::Role,
 }
 
 pub struct Cluster {
@@ -39,6 +42,7 @@ pub struct Cluster {
     pub peers: Peers,
     pub hints: Hints,
     pub membership: Membership,
+    pub layout: LayoutKeeper,
     pub strict: bool,
     /// Seeds were configured: this node is joining an existing cluster.
     pub expects_peers: bool,
@@ -47,23 +51,35 @@ pub struct Cluster {
     pub read_repair_chance: f64,
     topology: RwLock<Arc<Topology>>,
     /// This node's own published metadata.
-    meta: Mutex<NodeMeta>,
+    meta: NodeMeta,
+    /// What this node does in the layout.
+    pub role: meridian_core::layout::Role,
     /// Fired when a decommission has finished and the node should stop.
     pub stop: tokio::sync::watch::Sender<bool>,
 }
 
+/// The components a cluster node is assembled from.
+pub struct Parts {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub membership: Membership,
+    pub layout: LayoutKeeper,
+    pub hints: Hints,
+    pub peers: Peers,
+}
+
 impl Cluster {
-    pub fn new(
-        engine: Arc<Engine>,
-        metrics: Arc<Metrics>,
-        membership: Membership,
-        hints: Hints,
-        peers: Peers,
-        meta: NodeMeta,
-        settings: Settings,
-    ) -> Arc<Self> {
+    pub fn new(parts: Parts, meta: NodeMeta, settings: Settings) -> Arc<Self> {
+        let Parts {
+            engine,
+            metrics,
+            membership,
+            layout,
+            hints,
+            peers,
+        } = parts;
         let view = membership.watch().borrow().clone();
-        let topo = Topology::build(meta.id, &meta.dc, &view, None);
+        let topo = Topology::build(meta.id, &meta.dc, &view, layout.get());
         let (stop, _) = tokio::sync::watch::channel(false);
         Arc::new(Self {
             me: meta.id,
@@ -73,11 +89,13 @@ impl Cluster {
             peers,
             hints,
             membership,
+            layout,
             strict: settings.strict,
             expects_peers: settings.expects_peers,
             read_repair_chance: settings.read_repair_chance,
             topology: RwLock::new(Arc::new(topo)),
-            meta: Mutex::new(meta),
+            meta,
+            role: settings.role,
             stop,
         })
     }
@@ -89,31 +107,15 @@ impl Cluster {
             .clone()
     }
 
-    pub fn meta(&self) -> NodeMeta {
-        self.meta
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Changes this node's own metadata and gossips it.
-    pub async fn update_meta(&self, f: impl FnOnce(&mut NodeMeta)) -> NodeResult<NodeMeta> {
-        let meta = {
-            let mut m = self
-                .meta
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut m);
-            m.clone()
-        };
-        self.membership.publish(&meta).await?;
-        Ok(meta)
+    pub fn meta(&self) -> &NodeMeta {
+        &self.meta
     }
 
     /// Starts the background tasks: topology refresh, keyspace sync, hint replay, streaming.
     pub fn spawn_tasks(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move { me.follow_membership().await });
+        layout_sync::LayoutSync::spawn(self.clone());
         let me = self.clone();
         tokio::spawn(async move { me.replay_hints().await });
         let me = self.clone();
@@ -122,25 +124,34 @@ impl Cluster {
         tokio::spawn(async move { me.stream_gained_partitions().await });
     }
 
+    /// Rebuilds the topology whenever gossip or the layout changes.
     async fn follow_membership(self: Arc<Self>) {
-        let mut rx = self.membership.watch();
+        let mut members = self.membership.watch();
+        let mut layout = self.layout.watch();
         loop {
-            let view = rx.borrow_and_update().clone();
+            let view = members.borrow_and_update().clone();
+            let history = layout.borrow_and_update().clone();
             let prev = self.topology();
-            let next = Topology::build(self.me, &self.my_dc, &view, Some(&prev));
-            if next.epoch() != prev.epoch() {
+            let next = Topology::build(self.me, &self.my_dc, &view, history);
+            if next.epoch() != prev.epoch() || next.read_version() != prev.read_version() {
                 tracing::info!(
-                    epoch = next.epoch(),
+                    version = next.epoch(),
+                    read_version = next.read_version(),
                     members = next.current().members().count(),
-                    "placement changed"
+                    "layout changed"
                 );
+                if let Some(v) = next.current_version() {
+                    self.engine
+                        .set_seal(meridian_core::ContextSeal::new(*v.secret()));
+                }
             }
             *self
                 .topology
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
-            if rx.changed().await.is_err() {
-                break;
+            tokio::select! {
+                r = members.changed() => if r.is_err() { break },
+                r = layout.changed() => if r.is_err() { break },
             }
         }
     }

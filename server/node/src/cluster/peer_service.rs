@@ -132,8 +132,10 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::PartitionRequest>,
     ) -> Result<Response<Self::StreamPartitionStream>, Status> {
+        let req = req.into_inner();
+        let keyspaces = req.keyspace_ids;
         let mut partitions = Vec::new();
-        for p in req.into_inner().partitions {
+        for p in req.partitions {
             let p = u16::try_from(p)
                 .ok()
                 .filter(|p| u32::from(*p) < meridian_core::partition::PARTITIONS)
@@ -164,6 +166,11 @@ impl pb::peer_server::Peer for PeerService {
                     after = Some(last.clone());
                     let objects = chunk
                         .into_iter()
+                        .filter(|(k, _)| {
+                            keyspaces.is_empty()
+                                || meridian_core::partition::parse_storage_key(k)
+                                    .is_some_and(|(_, ks, _)| keyspaces.contains(&ks))
+                        })
                         .map(|(k, v)| pb::ObjectState {
                             storage_key: k.into(),
                             object: v.into(),
@@ -178,6 +185,19 @@ impl pb::peer_server::Peer for PeerService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+
+    async fn exchange_layout(
+        &self,
+        req: Request<pb::LayoutState>,
+    ) -> Result<Response<pb::LayoutState>, Status> {
+        let theirs = meridian_core::layout::LayoutHistory::decode(&req.into_inner().history)
+            .map_err(|e| Status::invalid_argument(format!("unreadable layout history: {e}")))?;
+        let layout = &self.cluster.layout;
+        layout.update(|h| h.merge(&theirs))?;
+        Ok(Response::new(pb::LayoutState {
+            history: layout.get().encode().into(),
+        }))
     }
 
     async fn forward(

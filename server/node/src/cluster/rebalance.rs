@@ -1,66 +1,96 @@
-//! Membership changes move data: after a join or a leave, each node streams in the partitions
-//! it gained (from their earlier owners in its DC), then gossips the epoch it has caught up
-//! with. Until every active member has, writes go to old and new owners alike (see
-//! topology.rs), so no acknowledged write is missed by the move.
+//! Layout changes move data. When a new version gives this node partitions it did not hold,
+//! it streams them in (from the earlier owners in its DC, or from the other DCs when its DC
+//! is new) and then acknowledges the version in the layout history. Until every live owner
+//! has, the older version stays active: writes reach old and new owners, reads stay with the
+//! old ones (see topology.rs), so no acknowledged write is missed by the move.
+//!
+//! A node streams for version v only once every live node has adopted v, and a little later:
+//! a write coordinated under an older layout would otherwise land on the old owners after
+//! the stream had passed them.
 
 use super::Cluster;
-use super::membership::{Status, now_ms};
 use crate::error::{NodeError, NodeResult};
 use meridian_core::ActorId;
+use meridian_core::layout::StagedChange;
 use meridian_proto::v1 as pb;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 impl Cluster {
     pub(super) async fn stream_gained_partitions(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(300));
+        // (version, when every live node was first seen holding it)
+        let mut adopted: Option<(u64, Instant)> = None;
         loop {
             tick.tick().await;
             let topo = self.topology();
-            let meta = self.meta();
-            let epoch = topo.epoch();
-            if meta.synced_epoch >= epoch || meta.status != Status::Up {
+            let Some(current) = topo.current_version() else {
+                continue;
+            };
+            let version = current.version;
+            if !topo.stores_data() || topo.history.acked(&self.me, current) {
                 continue;
             }
-            if topo.current().member(&self.me).is_none() {
+            let lagging = topo
+                .members
+                .values()
+                .filter(|m| m.alive && m.meta.id != self.me && m.layout_version < version)
+                .count();
+            if lagging > 0 {
+                adopted = None;
                 continue;
             }
-            // A fresh node first sees only itself; it must not claim to have caught up
-            // with that lonely placement before gossip has shown it the cluster.
-            if self.expects_peers && topo.members.len() < 2 {
+            let since = match adopted {
+                Some((v, t)) if v == version => t,
+                _ => {
+                    adopted = Some((version, Instant::now()));
+                    continue;
+                }
+            };
+            // In-flight writes coordinated under the previous layout end within a peer call.
+            if since.elapsed() < self.peers.timeout() {
                 continue;
             }
+            let keyspaces = self.engine.keyspaces().list();
             // Rank matters, not just presence in the (wider) preference list: a node that
             // moves up into the first N owners must fetch what it did not receive as N+1st.
-            let width = self
-                .engine
-                .keyspaces()
-                .list()
+            let width = keyspaces
                 .iter()
                 .flat_map(|ks| topo.factors(ks))
                 .filter(|(dc, _)| *dc == self.my_dc)
                 .map(|(_, rf)| rf)
                 .max()
                 .unwrap_or(1);
-            let gained = topo.gained(meta.synced_epoch, width);
+            let mine: Vec<u64> = keyspaces
+                .iter()
+                .filter(|ks| topo.factors(ks).iter().any(|(dc, _)| *dc == self.my_dc))
+                .map(|ks| ks.id())
+                .collect();
+            let gained = topo.gained(topo.history.acked_version(&self.me), width);
             let total = gained.len();
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             // One stream per source, covering every gained partition it held.
-            let mut by_source: std::collections::BTreeMap<ActorId, Vec<u16>> = Default::default();
+            let mut by_source: BTreeMap<(ActorId, bool), Vec<u16>> = BTreeMap::new();
             let mut unsourced = 0usize;
-            for (partition, sources) in &gained {
+            for (partition, sources, remote) in &gained {
                 let live: Vec<_> = sources.iter().filter(|s| topo.alive(s)).collect();
                 if live.is_empty() && !sources.is_empty() {
                     unsourced += 1;
                 }
                 for s in live {
-                    by_source.entry(*s).or_default().push(*partition);
+                    by_source.entry((*s, *remote)).or_default().push(*partition);
                 }
             }
             let mut objects = 0u64;
             let mut complete = unsourced == 0;
-            for (source, partitions) in by_source {
-                match self.pull_partitions(source, &partitions).await {
+            for ((source, remote), partitions) in by_source {
+                // From another DC, only the keyspaces that live in this one.
+                let filter = if remote { mine.clone() } else { Vec::new() };
+                if remote && filter.is_empty() {
+                    continue;
+                }
+                match self.pull_partitions(source, &partitions, filter).await {
                     Ok(n) => objects += n,
                     Err(e) => {
                         complete = false;
@@ -72,23 +102,28 @@ impl Cluster {
                 // Some partition had no reachable source; try again on the next tick.
                 continue;
             }
-            if self.topology().epoch() != epoch {
+            if self.topology().epoch() != version {
                 continue;
             }
-            match self.update_meta(|m| m.synced_epoch = epoch).await {
-                Ok(_) => tracing::info!(
-                    epoch,
+            match self.layout.update(|h| h.ack(self.me, version)) {
+                Ok(()) => tracing::info!(
+                    version,
                     partitions = total,
                     objects,
                     ms = started.elapsed().as_millis() as u64,
-                    "caught up with placement"
+                    "holds its data for the layout version: acknowledged"
                 ),
-                Err(e) => tracing::error!(error = %e, "cannot record the synced epoch"),
+                Err(e) => tracing::error!(error = %e, "cannot record the acknowledgement"),
             }
         }
     }
 
-    async fn pull_partitions(&self, source: ActorId, partitions: &[u16]) -> NodeResult<u64> {
+    async fn pull_partitions(
+        &self,
+        source: ActorId,
+        partitions: &[u16],
+        keyspace_ids: Vec<u64>,
+    ) -> NodeResult<u64> {
         let topo = self.topology();
         let url = topo
             .grpc_of(&source)
@@ -97,6 +132,7 @@ impl Cluster {
         let mut stream = client
             .stream_partition(pb::PartitionRequest {
                 partitions: partitions.iter().map(|p| u32::from(*p)).collect(),
+                keyspace_ids,
             })
             .await
             .map_err(|s| super::peers::peer_error(&source, "partition stream", s))?
@@ -116,63 +152,61 @@ impl Cluster {
         Ok(n)
     }
 
-    /// Starts this node's decommission and reports progress until every remaining member has
-    /// streamed in what it gained; then marks the node left and asks it to stop.
+    /// Starts this node's decommission (its removal from the layout) and reports progress
+    /// until no active version gives it anything: the members of the new version have all
+    /// acknowledged it (down ones do not hold it up). Then the node hands its hints over and
+    /// stops.
     pub async fn decommission(
         self: Arc<Self>,
         tx: tokio::sync::mpsc::Sender<Result<pb::DecommissionProgress, tonic::Status>>,
     ) {
-        if self.meta().status == Status::Up {
-            let r = self
-                .update_meta(|m| {
-                    m.status = Status::Leaving;
-                    m.left_at = now_ms();
-                })
-                .await;
-            if let Err(e) = r {
-                let _ = tx.send(Err(e.into())).await;
-                return;
+        if !self.layout.get().is_removed(&self.me) {
+            let me = self.me;
+            let r = self.layout.update(|h| {
+                h.stage(me, me, StagedChange::Remove);
+                h.commit().map(|v| v.version)
+            });
+            match r {
+                Ok(v) => tracing::info!(version = ?v, "decommission started"),
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
             }
-            tracing::info!("decommission started");
         }
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
             let topo = self.topology();
             let epoch = topo.epoch();
-            let mine_gone = topo.current().member(&self.me).is_none();
-            let active: Vec<_> = topo
-                .members
-                .values()
-                .filter(|m| m.meta.status == Status::Up)
-                .collect();
-            let pending = active
-                .iter()
-                .filter(|m| m.meta.synced_epoch < epoch)
-                .count();
-            let done = mine_gone && pending == 0;
+            let mine_gone = topo
+                .current_version()
+                .is_some_and(|v| v.member(&self.me).is_none());
+            let owners: Vec<ActorId> = topo.current().members().map(|m| m.id).collect();
+            let pending = topo.current_version().map_or(0, |v| {
+                owners
+                    .iter()
+                    .filter(|n| topo.alive(n) && !topo.history.acked(n, v))
+                    .count()
+            });
+            let done = mine_gone && !topo.owns_somewhere(&self.me);
             if done {
                 self.hand_off_hints().await;
-                // Tell the cluster first, so that when the operator sees "done" every node
-                // is about to (or already does) see the node as gone.
-                let meta = self
-                    .update_meta(|m| m.status = Status::Left)
-                    .await
-                    .unwrap_or_else(|_| self.meta());
-                self.membership.publish_gone(&meta).await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                // Let the retirement spread, so that when the operator sees "done" the
+                // other nodes see the node as gone too.
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let progress = pb::DecommissionProgress {
                 epoch,
                 pending_nodes: pending as u32,
-                total_nodes: active.len() as u32,
+                total_nodes: owners.len() as u32,
                 done,
                 message: if done {
                     "data moved; the node has left and stops now".into()
                 } else if !mine_gone {
-                    "waiting for the cluster to see the node leaving".into()
+                    "waiting for the layout without this node".into()
                 } else {
-                    format!("{pending} of {} nodes still streaming", active.len())
+                    format!("{pending} of {} nodes still streaming", owners.len())
                 },
             };
             // The admin client may have gone away; the decommission goes on regardless.

@@ -1,31 +1,47 @@
-//! From the gossiped member list to ownership: the placement history every node folds the
-//! same way, the current epoch, and a key's replicas as the quorum logic needs them.
+//! Ownership as the request path needs it: the active layout versions (from the layout
+//! history, never re-derived) joined with gossip's addresses and liveness.
 //!
-//! Joins are ordered by (first-start time, id) and leaves by (leave time, id), so every node
-//! that knows the same members folds the same changes in the same order and gets the same
-//! placement. While some member has not finished streaming the partitions it gained
-//! (`synced_epoch` behind the current epoch), a key's replicas are the union of its owners
-//! since the oldest unfinished epoch: writes reach old and new owners, and quorums are counted
-//! over the union so they still intersect the old owners' quorums.
+//! While a transition is under way several versions are active. A write goes to the key's
+//! replicas in every one of them and needs its level met in each ([`write_sets`]); a read is
+//! answered by the oldest active version, whose owners all hold what they own
+//! ([`read_replicas`]).
+//!
+//! [`write_sets`]: Topology::write_sets
+//! [`read_replicas`]: Topology::read_replicas
 
-use crate::cluster::membership::{ClusterView, MemberState, Status};
+use crate::cluster::membership::{ClusterView, MemberState};
 use meridian_core::keyspace::DEFAULT_REPLICATION;
+use meridian_core::layout::{LayoutHistory, LayoutVersion, Role};
 use meridian_core::quorum::{DcReplicas, Slot};
-use meridian_core::ring::{Change, MAX_REPLICAS_PER_DC, Member, Placement};
+use meridian_core::ring::{MAX_REPLICAS_PER_DC, Placement};
 use meridian_core::{ActorId, KeyspaceSpec};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+static EMPTY: LazyLock<Placement> = LazyLock::new(Placement::empty);
+
+/// Where a member stands in the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Known from gossip, not yet in a committed version.
+    Joining,
+    /// In the current version.
+    Member,
+    /// Out of the current version but still an owner in an older active one.
+    Leaving,
+    /// In no active version.
+    Left,
+}
 
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub me: ActorId,
     pub my_dc: String,
+    /// From gossip: addresses, liveness, the layout each node holds.
     pub members: BTreeMap<ActorId, MemberState>,
-    /// Placement after each epoch; index = epoch.
-    pub history: Arc<Vec<Arc<Placement>>>,
-    /// Oldest epoch some active member has not finished streaming for (== current when
-    /// nothing is moving).
-    pub settled: u64,
+    pub history: Arc<LayoutHistory>,
+    /// Active versions, oldest first; empty before this node has a layout.
+    chain: Vec<LayoutVersion>,
 }
 
 impl Topology {
@@ -33,42 +49,37 @@ impl Topology {
         me: ActorId,
         my_dc: &str,
         view: &ClusterView,
-        previous: Option<&Topology>,
+        history: Arc<LayoutHistory>,
     ) -> Self {
-        let changes = changes(view);
-        let history = match previous {
-            Some(p) if same_changes(p, &changes) => p.history.clone(),
-            _ => Arc::new(fold(&changes)),
-        };
-        let current = history.len() as u64 - 1;
-        let settled = view
-            .members
-            .values()
-            .filter(|m| m.meta.status == Status::Up)
-            .map(|m| m.meta.synced_epoch)
-            .min()
-            .unwrap_or(current)
-            .min(current);
+        let chain = history.chain().into_iter().cloned().collect();
         Self {
             me,
             my_dc: my_dc.to_string(),
             members: view.members.clone(),
             history,
-            settled,
+            chain,
         }
     }
 
+    /// The current layout version (0 before the node has one).
     pub fn epoch(&self) -> u64 {
-        self.history.len() as u64 - 1
+        self.chain.last().map_or(0, |v| v.version)
+    }
+
+    pub fn read_version(&self) -> u64 {
+        self.chain.first().map_or(0, |v| v.version)
+    }
+
+    pub fn chain(&self) -> &[LayoutVersion] {
+        &self.chain
+    }
+
+    pub fn current_version(&self) -> Option<&LayoutVersion> {
+        self.chain.last()
     }
 
     pub fn current(&self) -> &Placement {
-        &self.history[self.history.len() - 1]
-    }
-
-    pub fn at(&self, epoch: u64) -> &Placement {
-        let i = (epoch as usize).min(self.history.len() - 1);
-        &self.history[i]
+        self.chain.last().map_or(&EMPTY, |v| v.placement())
     }
 
     pub fn alive(&self, node: &ActorId) -> bool {
@@ -79,100 +90,179 @@ impl Topology {
         self.members.get(node).map(|m| m.meta.grpc.as_str())
     }
 
-    /// Members that own data in `dc` now.
-    pub fn dc_size(&self, dc: &str) -> usize {
-        self.current().members().filter(|m| m.dc == dc).count()
+    pub fn standing(&self, node: &ActorId) -> Standing {
+        let in_version = |v: &LayoutVersion| v.member(node).is_some();
+        match self.chain.last() {
+            Some(cur) if in_version(cur) => Standing::Member,
+            _ if self.chain.iter().any(in_version) => Standing::Leaving,
+            _ if self.history.is_removed(node) => Standing::Left,
+            _ => Standing::Joining,
+        }
     }
 
-    /// Datacenters a keyspace lives in, with its factor there (capped at the DC's size).
+    /// Whether `node` owns data in some active version.
+    pub fn owns_somewhere(&self, node: &ActorId) -> bool {
+        self.chain
+            .iter()
+            .any(|v| v.placement().member(node).is_some())
+    }
+
+    /// Datacenters a keyspace lives in under the current version, with its factor there.
     pub fn factors(&self, ks: &KeyspaceSpec) -> Vec<(String, usize)> {
-        let dcs: Vec<String> = self.current().dcs().map(str::to_string).collect();
-        dcs.into_iter()
-            .filter_map(|dc| {
-                let rf = if ks.replication.is_empty() {
-                    DEFAULT_REPLICATION as usize
-                } else {
-                    *ks.replication.get(&dc)? as usize
-                };
-                let rf = rf.min(self.dc_size(&dc)).min(MAX_REPLICAS_PER_DC);
-                (rf > 0).then_some((dc, rf))
+        factors_at(self.current(), ks)
+    }
+
+    /// The key's replicas in `version`, with liveness and the live nodes of each DC that may
+    /// stand in for a down one.
+    fn replicas_at(
+        &self,
+        placement: &Placement,
+        ks: &KeyspaceSpec,
+        partition: u16,
+    ) -> Vec<DcReplicas> {
+        factors_at(placement, ks)
+            .into_iter()
+            .map(|(dc, rf)| {
+                let nodes = placement.owners(&dc, partition, rf);
+                let spares = self.spares(&dc, partition, &nodes);
+                DcReplicas {
+                    replicas: nodes
+                        .into_iter()
+                        .map(|node| Slot {
+                            node,
+                            alive: self.alive(&node),
+                        })
+                        .collect(),
+                    dc,
+                    spares,
+                }
             })
             .collect()
     }
 
-    /// The key's replicas per DC (the union of owners while partitions move), with liveness
-    /// and the live non-replicas that can stand in for a down one.
+    /// Stand-ins: the rest of the current preference list first, then anyone else in the DC.
+    fn spares(&self, dc: &str, partition: u16, replicas: &[ActorId]) -> Vec<ActorId> {
+        let current = self.current();
+        let mut spares: Vec<ActorId> = current
+            .owners(dc, partition, MAX_REPLICAS_PER_DC)
+            .into_iter()
+            .chain(current.members().filter(|m| m.dc == dc).map(|m| m.id))
+            .filter(|n| !replicas.contains(n) && self.alive(n))
+            .collect();
+        dedup_keep_order(&mut spares);
+        spares
+    }
+
+    /// The key's replica set in every active version, oldest first (identical sets once).
+    pub fn write_sets(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<Vec<DcReplicas>> {
+        let mut sets: Vec<Vec<DcReplicas>> = Vec::new();
+        for v in &self.chain {
+            let set = self.replicas_at(v.placement(), ks, partition);
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
+    /// Every replica of the key in any active version, per DC: where a write is sent.
     pub fn replicas(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<DcReplicas> {
+        let mut union: Vec<DcReplicas> = Vec::new();
+        for set in self.write_sets(ks, partition) {
+            for dc in set {
+                match union.iter_mut().find(|d| d.dc == dc.dc) {
+                    Some(u) => {
+                        for slot in dc.replicas {
+                            if !u.contains(&slot.node) {
+                                u.replicas.push(slot);
+                            }
+                        }
+                    }
+                    None => union.push(dc),
+                }
+            }
+        }
+        for dc in &mut union {
+            let nodes: Vec<ActorId> = dc.replicas.iter().map(|s| s.node).collect();
+            dc.spares.retain(|s| !nodes.contains(s));
+        }
+        union
+    }
+
+    /// The key's replicas in the oldest active version: where reads are answered.
+    pub fn read_replicas(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<DcReplicas> {
+        match self.chain.first() {
+            Some(v) => self.replicas_at(v.placement(), ks, partition),
+            None => Vec::new(),
+        }
+    }
+
+    /// Partitions this node owns in the current version, among the first `width` owners of
+    /// its DC, that it did not own in version `since` (all of them when `None`): what it has
+    /// to stream in before it acknowledges the version. With the sources for each: every
+    /// other owner in its DC in any active version or, for a DC that had none (a new DC),
+    /// the owners in the other DCs, and whether the sources are remote.
+    pub fn gained(&self, since: Option<u64>, width: usize) -> Vec<(u16, Vec<ActorId>, bool)> {
+        let before = since.and_then(|s| self.chain.iter().find(|v| v.version == s));
         let mut out = Vec::new();
-        for (dc, rf) in self.factors(ks) {
-            let mut nodes: Vec<ActorId> = Vec::new();
-            for epoch in self.settled..=self.epoch() {
-                for n in self.at(epoch).owners(&dc, partition, rf) {
-                    let departed = self
-                        .members
-                        .get(&n)
-                        .is_some_and(|m| m.meta.status == Status::Left);
-                    if !departed && !nodes.contains(&n) {
-                        nodes.push(n);
+        for p in self.current().partitions_of(&self.me, width) {
+            if let Some(b) = before
+                && b.placement()
+                    .owners(&self.my_dc, p, width)
+                    .contains(&self.me)
+            {
+                continue;
+            }
+            let mut local = Vec::new();
+            let mut remote = Vec::new();
+            for v in &self.chain {
+                let placement = v.placement();
+                for dc in placement.dcs() {
+                    for n in placement.owners(dc, p, MAX_REPLICAS_PER_DC) {
+                        let list = if dc == self.my_dc {
+                            &mut local
+                        } else {
+                            &mut remote
+                        };
+                        if n != self.me && !list.contains(&n) {
+                            list.push(n);
+                        }
                     }
                 }
             }
-            // Stand-ins: the rest of the preference list first, then anyone else in the DC.
-            let mut spares: Vec<ActorId> = self
-                .current()
-                .owners(&dc, partition, MAX_REPLICAS_PER_DC)
-                .into_iter()
-                .chain(
-                    self.current()
-                        .members()
-                        .filter(|m| m.dc == dc)
-                        .map(|m| m.id),
-                )
-                .filter(|n| !nodes.contains(n) && self.alive(n))
-                .collect();
-            dedup_keep_order(&mut spares);
-            out.push(DcReplicas {
-                dc,
-                replicas: nodes
-                    .into_iter()
-                    .map(|node| Slot {
-                        node,
-                        alive: self.alive(&node),
-                    })
-                    .collect(),
-                spares,
-            });
+            if local.is_empty() {
+                out.push((p, remote, true));
+            } else {
+                out.push((p, local, false));
+            }
         }
         out
     }
 
-    /// Partitions this node must hold in its DC now, among the first `width` owners (the
-    /// largest replication factor in use there), but did not hold at `since`: what it has to
-    /// stream in. With the sources to stream each from (every earlier owner in the DC).
-    pub fn gained(&self, since: u64, width: usize) -> Vec<(u16, Vec<ActorId>)> {
-        let current = self.current();
-        let mut out = Vec::new();
-        let before = self.at(since);
-        for p in current.partitions_of(&self.me, width) {
-            if since > 0 && before.owners(&self.my_dc, p, width).contains(&self.me) {
-                continue;
-            }
-            let mut sources = Vec::new();
-            for e in since..=self.epoch() {
-                for n in self.at(e).owners(&self.my_dc, p, MAX_REPLICAS_PER_DC) {
-                    let departed = self
-                        .members
-                        .get(&n)
-                        .is_some_and(|m| m.meta.status == Status::Left);
-                    if n != self.me && !departed && !sources.contains(&n) {
-                        sources.push(n);
-                    }
-                }
-            }
-            out.push((p, sources));
-        }
-        out
+    /// Whether this node is a storage member of the current version.
+    pub fn stores_data(&self) -> bool {
+        self.current_version()
+            .and_then(|v| v.member(&self.me))
+            .is_some_and(|m| m.role == Role::Storage)
     }
+}
+
+/// Datacenters a keyspace lives in under `placement`, with its factor there (capped at the
+/// DC's size).
+fn factors_at(placement: &Placement, ks: &KeyspaceSpec) -> Vec<(String, usize)> {
+    placement
+        .dcs()
+        .filter_map(|dc| {
+            let rf = if ks.replication.is_empty() {
+                DEFAULT_REPLICATION as usize
+            } else {
+                *ks.replication.get(dc)? as usize
+            };
+            let size = placement.members().filter(|m| m.dc == dc).count();
+            let rf = rf.min(size).min(MAX_REPLICAS_PER_DC);
+            (rf > 0).then(|| (dc.to_string(), rf))
+        })
+        .collect()
 }
 
 fn dedup_keep_order(v: &mut Vec<ActorId>) {
@@ -187,168 +277,139 @@ fn dedup_keep_order(v: &mut Vec<ActorId>) {
     });
 }
 
-/// Membership changes in the order every node folds them.
-fn changes(view: &ClusterView) -> Vec<Change> {
-    let mut events: Vec<(u64, u8, ActorId, Change)> = Vec::new();
-    for m in view.members.values() {
-        let meta = &m.meta;
-        events.push((
-            meta.joined_at,
-            0,
-            meta.id,
-            Change::Join(Member {
-                id: meta.id,
-                dc: meta.dc.clone(),
-                rack: meta.rack.clone(),
-                capacity: meta.capacity.max(1),
-            }),
-        ));
-        if meta.status != Status::Up {
-            events.push((meta.left_at, 1, meta.id, Change::Leave(meta.id)));
-        }
-    }
-    events.sort_by_key(|e| (e.0, e.1, e.2));
-    events.into_iter().map(|e| e.3).collect()
-}
-
-fn same_changes(previous: &Topology, changes: &[Change]) -> bool {
-    // The fold is deterministic, so equal change lists give equal histories.
-    let prev_view = ClusterView {
-        members: previous.members.clone(),
-        keyspaces: BTreeMap::new(),
-    };
-    self::changes(&prev_view) == changes
-}
-
-/// Placement after each change that altered it; index = epoch.
-fn fold(changes: &[Change]) -> Vec<Arc<Placement>> {
-    let mut history = vec![Arc::new(Placement::empty())];
-    for change in changes {
-        let Some(last) = history.last() else {
-            break;
-        };
-        let next = last.apply(change);
-        if next.epoch() != last.epoch() {
-            history.push(Arc::new(next));
-        }
-    }
-    history
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::membership::NodeMeta;
+    use meridian_core::layout::{LayoutMember, StagedChange};
 
     fn id(n: u8) -> ActorId {
         ActorId([n; 16])
     }
 
-    fn member(n: u8, joined_at: u64, synced: u64) -> MemberState {
-        MemberState {
-            meta: NodeMeta {
-                id: id(n),
-                dc: "dc1".into(),
-                rack: format!("r{n}"),
-                capacity: 1,
-                grpc: format!("http://n{n}"),
-                http: String::new(),
-                joined_at,
-                status: Status::Up,
-                left_at: 0,
-                synced_epoch: synced,
-            },
-            alive: true,
+    fn lm(n: u8, dc: &str) -> LayoutMember {
+        LayoutMember {
+            id: id(n),
+            dc: dc.into(),
+            rack: format!("r{n}"),
+            capacity: 1,
+            role: Role::Storage,
         }
     }
 
-    fn view(members: Vec<MemberState>) -> ClusterView {
+    fn view(nodes: &[u8]) -> ClusterView {
         ClusterView {
-            members: members.into_iter().map(|m| (m.meta.id, m)).collect(),
+            members: nodes
+                .iter()
+                .map(|n| {
+                    (
+                        id(*n),
+                        MemberState {
+                            meta: NodeMeta {
+                                id: id(*n),
+                                dc: "dc1".into(),
+                                rack: format!("r{n}"),
+                                capacity: 1,
+                                grpc: format!("http://n{n}"),
+                                http: String::new(),
+                            },
+                            alive: true,
+                            layout_version: 0,
+                            layout_hash: String::new(),
+                        },
+                    )
+                })
+                .collect(),
             keyspaces: BTreeMap::new(),
         }
     }
 
-    #[test]
-    fn joins_fold_in_time_order_whatever_the_ids() {
-        // Node 9 joined first; ids sort the other way.
-        let v = view(vec![member(1, 200, 2), member(9, 100, 2)]);
-        let t = Topology::build(id(1), "dc1", &v, None);
-        assert_eq!(t.epoch(), 2);
-        assert_eq!(
-            t.at(1).members().map(|m| m.id).collect::<Vec<_>>(),
-            vec![id(9)]
-        );
+    fn history(nodes: &[(u8, &str)]) -> LayoutHistory {
+        let mut h = LayoutHistory::bootstrap(lm(nodes[0].0, nodes[0].1), [1; 32]);
+        for (n, dc) in &nodes[1..] {
+            h.stage(id(1), id(*n), StagedChange::join_of(&lm(*n, dc)));
+        }
+        h.commit();
+        for (n, _) in nodes {
+            h.ack(id(*n), 2);
+        }
+        h.settle(|_| true);
+        h
+    }
+
+    fn nodes(dcs: &[DcReplicas]) -> Vec<Vec<ActorId>> {
+        dcs.iter()
+            .map(|d| d.replicas.iter().map(|s| s.node).collect())
+            .collect()
+    }
+
+    fn spec(dc1: u32) -> KeyspaceSpec {
+        let mut s = KeyspaceSpec::new("k", meridian_core::ValueKind::Siblings);
+        s.replication.insert("dc1".into(), dc1);
+        s
     }
 
     #[test]
-    fn while_a_member_streams_writes_reach_old_and_new_owners() {
-        let ks = KeyspaceSpec::new("k", meridian_core::ValueKind::Siblings);
-        let mut spec = ks.clone();
-        spec.replication.insert("dc1".into(), 2);
-        // Three nodes settled at epoch 3, then node 4 joins and has not streamed yet.
-        let settled = view(vec![member(1, 1, 3), member(2, 2, 3), member(3, 3, 3)]);
-        let before = Topology::build(id(1), "dc1", &settled, None);
-        let moving = view(vec![
-            member(1, 1, 4),
-            member(2, 2, 4),
-            member(3, 3, 4),
-            member(4, 4, 3),
-        ]);
-        let during = Topology::build(id(1), "dc1", &moving, None);
-        assert_eq!(during.settled, 3);
-        let mut widened = 0;
+    fn while_a_member_streams_writes_reach_both_versions_and_reads_the_old_one() {
+        let mut h = history(&[(1, "dc1"), (2, "dc1"), (3, "dc1")]);
+        let before = Topology::build(id(1), "dc1", &view(&[1, 2, 3]), Arc::new(h.clone()));
+        h.stage(id(4), id(4), StagedChange::join_of(&lm(4, "dc1")));
+        h.commit();
+        let during = Topology::build(id(1), "dc1", &view(&[1, 2, 3, 4]), Arc::new(h.clone()));
+        assert_eq!((during.read_version(), during.epoch()), (2, 3));
+        let ks = spec(2);
+        let mut moved = 0;
         for p in 0..64u16 {
-            let old = before.current().owners("dc1", p, 2);
-            let new = during.current().owners("dc1", p, 2);
-            let replicas: Vec<ActorId> = during.replicas(&spec, p)[0]
-                .replicas
-                .iter()
-                .map(|s| s.node)
-                .collect();
-            for n in old.iter().chain(new.iter()) {
-                assert!(replicas.contains(n), "partition {p}: {n} missing");
-            }
-            if old != new {
-                widened += 1;
-                assert!(replicas.len() > 2);
+            let sets = during.write_sets(&ks, p);
+            let old = before.replicas(&ks, p);
+            assert_eq!(
+                nodes(&during.read_replicas(&ks, p)),
+                nodes(&old),
+                "reads stay on version 2"
+            );
+            if sets.len() == 2 {
+                moved += 1;
+                assert_eq!(nodes(&sets[0]), nodes(&old));
+                assert!(during.replicas(&ks, p)[0].replicas.len() > 2);
             }
         }
-        assert!(
-            widened > 0,
-            "the join moved some of the first 64 partitions"
-        );
-        // Once node 4 has caught up, only the new owners remain.
-        let done = view(vec![
-            member(1, 1, 4),
-            member(2, 2, 4),
-            member(3, 3, 4),
-            member(4, 4, 4),
-        ]);
-        let after = Topology::build(id(1), "dc1", &done, None);
+        assert!(moved > 0, "the join moved some of the first 64 partitions");
+        // Once everyone acknowledged version 3, it is the only active one.
+        for n in 1..=4 {
+            h.ack(id(n), 3);
+        }
+        assert!(h.settle(|_| true));
+        let after = Topology::build(id(1), "dc1", &view(&[1, 2, 3, 4]), Arc::new(h));
         for p in 0..64u16 {
-            assert_eq!(after.replicas(&spec, p)[0].replicas.len(), 2);
+            assert_eq!(after.write_sets(&ks, p).len(), 1);
+            assert_eq!(after.replicas(&ks, p)[0].replicas.len(), 2);
         }
     }
 
     #[test]
-    fn a_new_node_streams_what_it_gained_from_earlier_owners() {
-        let v = view(vec![
-            member(1, 1, 3),
-            member(2, 2, 3),
-            member(3, 3, 3),
-            member(4, 4, 0),
-        ]);
-        let t = Topology::build(id(4), "dc1", &v, None);
-        let gained = t.gained(0, 3);
-        assert!(!gained.is_empty());
-        assert_eq!(gained.len(), t.current().partitions_of(&id(4), 3).len());
-        for (_, sources) in &gained {
-            assert!(!sources.contains(&id(4)));
-            assert!(!sources.is_empty());
+    fn a_new_node_streams_from_its_dc_and_a_new_dc_from_the_others() {
+        let mut h = history(&[(1, "dc1"), (2, "dc1"), (3, "dc1")]);
+        h.stage(id(4), id(4), StagedChange::join_of(&lm(4, "dc1")));
+        h.stage(id(5), id(5), StagedChange::join_of(&lm(5, "dc2")));
+        h.commit();
+        let t4 = Topology::build(id(4), "dc1", &view(&[1, 2, 3, 4, 5]), Arc::new(h.clone()));
+        let gained = t4.gained(None, 3);
+        assert_eq!(gained.len(), t4.current().partitions_of(&id(4), 3).len());
+        for (_, sources, remote) in &gained {
+            assert!(!remote);
+            assert!(!sources.is_empty() && !sources.contains(&id(4)));
         }
-        // A settled member gains nothing when nothing changed.
-        let t1 = Topology::build(id(1), "dc1", &v, None);
-        assert!(t1.gained(t1.epoch(), 3).is_empty());
+        let t5 = Topology::build(id(5), "dc2", &view(&[1, 2, 3, 4, 5]), Arc::new(h));
+        let gained = t5.gained(None, 1);
+        assert_eq!(gained.len(), meridian_core::partition::PARTITIONS as usize);
+        assert!(gained.iter().all(|(_, s, remote)| *remote && !s.is_empty()));
+        // A settled member gains nothing in a version that did not move its partitions.
+        let t1 = Topology::build(
+            id(1),
+            "dc1",
+            &view(&[1, 2, 3]),
+            Arc::new(history(&[(1, "dc1"), (2, "dc1")])),
+        );
+        assert!(t1.gained(Some(2), 3).is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! The `meridian.v1.Admin` service: keyspaces and node information.
 
 use crate::cluster::Cluster;
-use crate::cluster::membership::{Status as MemberStatus, now_ms};
+use crate::cluster::membership::now_ms;
 use crate::error::NodeError;
-use meridian_core::ring::MAX_REPLICAS_PER_DC;
+use crate::grpc::layout_admin;
 use meridian_core::{KeyspaceSpec, ValueKind};
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
@@ -91,67 +91,24 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::TopologyRequest>,
     ) -> Result<Response<pb::TopologyResponse>, Status> {
-        let topo = self.cluster.topology();
-        let placement = topo.current();
-        let hints = self.cluster.hints.total();
-        let ids: Vec<_> = topo.members.keys().copied().collect();
-        let members = topo
-            .members
-            .values()
-            .map(|m| {
-                let state = match m.meta.status {
-                    MemberStatus::Up if m.alive || m.meta.id == self.cluster.me => "up",
-                    MemberStatus::Up => "down",
-                    other => other.name(),
-                };
-                pb::Member {
-                    node_id: m.meta.id.to_string(),
-                    datacenter: m.meta.dc.clone(),
-                    rack: m.meta.rack.clone(),
-                    capacity: m.meta.capacity,
-                    grpc_addr: m.meta.grpc.clone(),
-                    http_addr: m.meta.http.clone(),
-                    state: state.into(),
-                    synced_epoch: m.meta.synced_epoch,
-                    partitions: placement
-                        .partitions_of(&m.meta.id, MAX_REPLICAS_PER_DC)
-                        .len() as u32,
-                    hints_queued: if m.meta.id == self.cluster.me {
-                        hints
-                    } else {
-                        0
-                    },
-                }
-            })
-            .collect();
-        let mut datacenters = Vec::new();
-        for dc in placement.dcs() {
-            let width = placement.owners(dc, 0, MAX_REPLICAS_PER_DC).len();
-            let partitions = meridian_core::partition::PARTITIONS as usize;
-            let mut owners = Vec::with_capacity(partitions * width);
-            for p in 0..partitions {
-                let list = placement.owners(dc, p as u16, width);
-                for i in 0..width {
-                    let idx = list
-                        .get(i)
-                        .and_then(|n| ids.iter().position(|x| x == n))
-                        .map_or(u32::MAX, |i| i as u32);
-                    owners.push(idx);
-                }
-            }
-            datacenters.push(pb::DcOwners {
-                datacenter: dc.to_string(),
-                width: width as u32,
-                owners,
-            });
-        }
-        Ok(Response::new(pb::TopologyResponse {
-            epoch: topo.epoch(),
-            partitions: meridian_core::partition::PARTITIONS,
-            members,
-            datacenters,
-            node_id: self.cluster.me.to_string(),
-        }))
+        Ok(Response::new(layout_admin::topology(&self.cluster)))
+    }
+
+    async fn layout(
+        &self,
+        _req: Request<pb::LayoutRequest>,
+    ) -> Result<Response<pb::LayoutResponse>, Status> {
+        Ok(Response::new(layout_admin::layout(&self.cluster)))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        Ok(Response::new(layout_admin::remove(
+            &self.cluster,
+            &req.into_inner().node_id,
+        )?))
     }
 
     async fn inspect(

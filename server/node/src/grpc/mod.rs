@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod kv;
+pub mod layout_admin;
 pub mod ops;
 pub mod session;

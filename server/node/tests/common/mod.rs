@@ -292,14 +292,16 @@ impl TestCluster {
     }
 
     /// Waits until every running node sees every running node up, every killed node down,
-    /// the same epoch, and every member caught up with it.
+    /// the same layout version with the same digest, no transition under way, and every
+    /// member synced with that version.
     pub async fn converged(&self) {
         let running: Vec<String> = self.running().map(|(i, _)| self.ids[i].clone()).collect();
         eventually(Duration::from_secs(90), "cluster convergence", || async {
-            let mut epoch = None;
+            let mut layout = None;
             for (i, _) in self.running() {
                 let t = self.topology(i).await?;
-                if *epoch.get_or_insert(t.epoch) != t.epoch {
+                let mine = (t.epoch, t.layout_digest.clone());
+                if *layout.get_or_insert(mine.clone()) != mine || t.read_version != t.epoch {
                     return None;
                 }
                 for m in &t.members {
