@@ -24,12 +24,7 @@ fn two_dcs() -> Vec<(&'static str, &'static str, u32)> {
 }
 
 async fn client(c: &TestCluster, i: usize) -> Client {
-    Client::builder([c.node(i).grpc.clone()])
-        .timeout(Duration::from_secs(10))
-        .retries(0)
-        .connect()
-        .await
-        .expect("connect")
+    c.client(i).await
 }
 
 fn w(level: Consistency) -> WriteOptions {
@@ -46,34 +41,9 @@ fn r(level: Consistency) -> ReadOptions {
     }
 }
 
-/// Creates keyspace `demo` {dc1 = 3, dc2 = 3} and waits until every running node knows it.
+/// Creates keyspace `demo` and waits until every running node knows it.
 async fn create_demo(c: &TestCluster, replication: &[(&str, u32)]) {
-    let mut admin = c.admin(0).await;
-    admin
-        .create_keyspace(pb::CreateKeyspaceRequest {
-            spec: Some(pb::KeyspaceSpec {
-                name: "demo".into(),
-                replication: replication
-                    .iter()
-                    .map(|(d, n)| (d.to_string(), *n))
-                    .collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create keyspace");
-    for (i, _) in c.running() {
-        eventually(DEADLINE, "keyspace gossiped to every node", || async {
-            let mut a = c.admin(i).await;
-            a.describe_keyspace(pb::DescribeKeyspaceRequest {
-                name: "demo".into(),
-            })
-            .await
-            .ok()
-            .map(|_| ())
-        })
-        .await;
-    }
+    c.create_keyspace("demo", replication).await;
 }
 
 /// Every running replica of `key` holds the same state.

@@ -199,9 +199,10 @@ impl Topology {
 
     /// Partitions this node owns in the current version, among the first `width` owners of
     /// its DC, that it did not own in version `since` (all of them when `None`): what it has
-    /// to stream in before it acknowledges the version. With the sources for each: every
-    /// other owner in its DC in any active version or, for a DC that had none (a new DC),
-    /// the owners in the other DCs, and whether the sources are remote.
+    /// to stream in before it acknowledges the version. With the sources for each and
+    /// whether they are remote: the other owners in its DC that hold the data (owners in the
+    /// read version, or in a later version they acknowledged) or, for a DC where nobody does
+    /// yet (a new DC), those owners in the other DCs.
     pub fn gained(&self, since: Option<u64>, width: usize) -> Vec<(u16, Vec<ActorId>, bool)> {
         let before = since.and_then(|s| self.chain.iter().find(|v| v.version == s));
         let mut out = Vec::new();
@@ -215,16 +216,24 @@ impl Topology {
             }
             let mut local = Vec::new();
             let mut remote = Vec::new();
-            for v in &self.chain {
+            for (i, v) in self.chain.iter().enumerate() {
                 let placement = v.placement();
                 for dc in placement.dcs() {
-                    for n in placement.owners(dc, p, MAX_REPLICAS_PER_DC) {
+                    // Here, owners past `width` hold nothing of the partition; elsewhere
+                    // the factors are not known, so every listed owner is asked.
+                    let ranks = if dc == self.my_dc {
+                        width
+                    } else {
+                        MAX_REPLICAS_PER_DC
+                    };
+                    for n in placement.owners(dc, p, ranks) {
+                        let holds = i == 0 || self.history.acked(&n, v);
                         let list = if dc == self.my_dc {
                             &mut local
                         } else {
                             &mut remote
                         };
-                        if n != self.me && !list.contains(&n) {
+                        if holds && n != self.me && !list.contains(&n) {
                             list.push(n);
                         }
                     }
@@ -399,10 +408,38 @@ mod tests {
             assert!(!remote);
             assert!(!sources.is_empty() && !sources.contains(&id(4)));
         }
-        let t5 = Topology::build(id(5), "dc2", &view(&[1, 2, 3, 4, 5]), Arc::new(h));
+        let t5 = Topology::build(id(5), "dc2", &view(&[1, 2, 3, 4, 5]), Arc::new(h.clone()));
         let gained = t5.gained(None, 1);
         assert_eq!(gained.len(), meridian_core::partition::PARTITIONS as usize);
         assert!(gained.iter().all(|(_, s, remote)| *remote && !s.is_empty()));
+        // Node 4 is new too: it holds nothing until it acknowledges the version, so it is
+        // no source for anyone yet, and then it is.
+        assert!(
+            t4.gained(None, 3)
+                .iter()
+                .all(|(_, s, _)| !s.contains(&id(4)))
+        );
+        let mut h6 = h;
+        h6.stage(id(6), id(6), StagedChange::join_of(&lm(6, "dc2")));
+        h6.commit();
+        let t6 = Topology::build(
+            id(6),
+            "dc2",
+            &view(&[1, 2, 3, 4, 5, 6]),
+            Arc::new(h6.clone()),
+        );
+        assert!(
+            t6.gained(None, 2)
+                .iter()
+                .all(|(_, s, remote)| *remote && !s.contains(&id(5)))
+        );
+        h6.ack(id(5), 3);
+        let t6 = Topology::build(id(6), "dc2", &view(&[1, 2, 3, 4, 5, 6]), Arc::new(h6));
+        assert!(
+            t6.gained(None, 2)
+                .iter()
+                .all(|(_, s, remote)| !*remote && s == &vec![id(5)])
+        );
         // A settled member gains nothing in a version that did not move its partitions.
         let t1 = Topology::build(
             id(1),

@@ -241,6 +241,80 @@ impl TestCluster {
         Node::start_with(self.dirs[i].path(), &args)
     }
 
+    /// Wipes node `i`'s data directory and starts it again: it comes back under a new id
+    /// (the id lives with the data). Returns the old id.
+    pub fn wipe(&mut self, i: usize) -> String {
+        self.kill(i);
+        self.dirs[i] = tempfile::tempdir().expect("tempdir");
+        let node = self.spawn(i);
+        let old = std::mem::replace(&mut self.ids[i], node.node_id.clone());
+        self.nodes[i] = Some(node);
+        old
+    }
+
+    /// A client of node `i` alone, without retries: each call shows what that node did.
+    pub async fn client(&self, i: usize) -> meridian_sdk::Client {
+        meridian_sdk::Client::builder([self.node(i).grpc.clone()])
+            .timeout(Duration::from_secs(10))
+            .retries(0)
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Creates a keyspace and waits until every running node knows it.
+    pub async fn create_keyspace(&self, name: &str, replication: &[(&str, u32)]) {
+        use meridian_sdk::proto as pb;
+        let mut admin = self.admin(0).await;
+        admin
+            .create_keyspace(pb::CreateKeyspaceRequest {
+                spec: Some(pb::KeyspaceSpec {
+                    name: name.into(),
+                    replication: replication
+                        .iter()
+                        .map(|(d, n)| (d.to_string(), *n))
+                        .collect(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create keyspace");
+        for (i, _) in self.running() {
+            eventually(
+                Duration::from_secs(60),
+                "keyspace gossiped to every node",
+                || async {
+                    let mut a = self.admin(i).await;
+                    a.describe_keyspace(pb::DescribeKeyspaceRequest { name: name.into() })
+                        .await
+                        .ok()
+                        .map(|_| ())
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Runs the `meridian` CLI against node `i` and returns its stdout; panics with its
+    /// stderr when it fails or takes longer than two minutes.
+    pub async fn cli(&self, i: usize, args: &[&str]) -> String {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint", &self.node(i).grpc]);
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(&all)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), out)
+            .await
+            .expect("the command finishes in time")
+            .expect("run meridian");
+        assert!(
+            out.status.success(),
+            "meridian {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn node(&self, i: usize) -> &Node {
         self.nodes[i].as_ref().expect("node is running")
     }
