@@ -21,6 +21,7 @@ pub struct Metrics {
     pub forwarded: IntCounter,
     pub streamed_objects: IntCounter,
     pub peer_errors: IntCounter,
+    pub reclaimed_bytes: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -103,6 +104,10 @@ impl Metrics {
             "meridian_peer_errors_total",
             "Node-to-node requests that failed or timed out",
         );
+        let reclaimed_bytes = counter(
+            "meridian_reclaimed_bytes_total",
+            "Bytes of data deleted because a retired layout version no longer gives this node its partitions",
+        );
         for c in [
             Box::new(hints_queued.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(hints_written.clone()),
@@ -112,6 +117,7 @@ impl Metrics {
             Box::new(forwarded.clone()),
             Box::new(streamed_objects.clone()),
             Box::new(peer_errors.clone()),
+            Box::new(reclaimed_bytes.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -141,6 +147,7 @@ impl Metrics {
             forwarded,
             streamed_objects,
             peer_errors,
+            reclaimed_bytes,
         }
     }
 

@@ -77,6 +77,35 @@ impl Storage {
         Ok(self.db.write_opt(batch, &opts)?)
     }
 
+    /// Deletes every data entry whose key starts with `prefix` (one partition) and returns
+    /// the bytes of keys and values it held.
+    pub fn delete_data_prefix(&self, prefix: &[u8]) -> NodeResult<u64> {
+        let cf = self.cf(CF_DATA)?;
+        let mut bytes = 0u64;
+        let mut last: Option<Vec<u8>> = None;
+        let iter = self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            bytes += (k.len() + v.len()) as u64;
+            last = Some(k.to_vec());
+        }
+        let Some(mut end) = last else {
+            return Ok(0);
+        };
+        // Range deletes exclude their end: one past the last key found.
+        end.push(0);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, prefix, end.as_slice());
+        self.db.write(batch)?;
+        Ok(bytes)
+    }
+
     /// Up to `limit` data entries with keys starting with `prefix` and greater than `after`.
     pub fn data_range(
         &self,

@@ -316,6 +316,14 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
         .find(|m| m.node_id == c.ids[joined])
         .expect("joined node is a member");
     assert!(member.partitions > 0, "the new node owns partitions");
+    // The partitions that moved to the new node are deleted from their old owners once the
+    // previous version retired.
+    let reclaimed = eventually(DEADLINE, "moved partitions reclaimed", || async {
+        let n = metric_sum(&c, "meridian_reclaimed_bytes_total").await;
+        (n > 0.0).then_some(n)
+    })
+    .await;
+    println!("{reclaimed} bytes reclaimed");
 
     // Decommission node 2 with the CLI, as an operator would.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))

@@ -13,6 +13,7 @@ pub mod peer_service;
 pub mod peers;
 pub mod pipe;
 pub mod rebalance;
+pub mod reclaim;
 pub mod topology;
 
 use crate::engine::Engine;
@@ -116,6 +117,7 @@ impl Cluster {
         let me = self.clone();
         tokio::spawn(async move { me.follow_membership().await });
         layout_sync::LayoutSync::spawn(self.clone());
+        reclaim::Reclaim::spawn(self.clone());
         let me = self.clone();
         tokio::spawn(async move { me.replay_hints().await });
         let me = self.clone();

@@ -18,6 +18,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Cluster {
+    /// How many owners of a partition in this DC hold its data: the largest factor of any
+    /// keyspace here. Rank matters, not just presence in the (wider) preference list: a node
+    /// that moves up into the first N owners must fetch what it did not receive as N+1st.
+    pub(super) fn local_width(&self, topo: &super::topology::Topology) -> usize {
+        self.engine
+            .keyspaces()
+            .list()
+            .iter()
+            .flat_map(|ks| topo.factors(ks))
+            .filter(|(dc, _)| *dc == self.my_dc)
+            .map(|(_, rf)| rf)
+            .max()
+            .unwrap_or(1)
+    }
+
     pub(super) async fn stream_gained_partitions(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(300));
         // (version, when every live node was first seen holding it)
@@ -53,15 +68,7 @@ impl Cluster {
                 continue;
             }
             let keyspaces = self.engine.keyspaces().list();
-            // Rank matters, not just presence in the (wider) preference list: a node that
-            // moves up into the first N owners must fetch what it did not receive as N+1st.
-            let width = keyspaces
-                .iter()
-                .flat_map(|ks| topo.factors(ks))
-                .filter(|(dc, _)| *dc == self.my_dc)
-                .map(|(_, rf)| rf)
-                .max()
-                .unwrap_or(1);
+            let width = self.local_width(&topo);
             let mine: Vec<u64> = keyspaces
                 .iter()
                 .filter(|ks| topo.factors(ks).iter().any(|(dc, _)| *dc == self.my_dc))

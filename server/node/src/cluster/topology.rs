@@ -11,7 +11,7 @@
 
 use crate::cluster::membership::{ClusterView, MemberState};
 use meridian_core::keyspace::DEFAULT_REPLICATION;
-use meridian_core::layout::{LayoutHistory, LayoutVersion, Role};
+use meridian_core::layout::{Digest, LayoutHistory, LayoutVersion, Role};
 use meridian_core::quorum::{DcReplicas, Slot};
 use meridian_core::ring::{MAX_REPLICAS_PER_DC, Placement};
 use meridian_core::{ActorId, KeyspaceSpec};
@@ -189,12 +189,23 @@ impl Topology {
         union
     }
 
-    /// The key's replicas in the oldest active version: where reads are answered.
+    /// The key's replicas in the oldest active version: where reads are answered. An owner
+    /// that has not acknowledged that version (it was down when the version settled, and
+    /// has not caught up since) is treated as down: it may lack what it owns.
     pub fn read_replicas(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<DcReplicas> {
-        match self.chain.first() {
-            Some(v) => self.replicas_at(v.placement(), ks, partition),
-            None => Vec::new(),
+        let Some(v) = self.chain.first() else {
+            return Vec::new();
+        };
+        let mut dcs = self.replicas_at(v.placement(), ks, partition);
+        // The founding version has nothing to stream: its owners hold it by definition.
+        if v.parent != Digest::default() {
+            for dc in &mut dcs {
+                for slot in &mut dc.replicas {
+                    slot.alive &= self.history.acked(&slot.node, v);
+                }
+            }
         }
+        dcs
     }
 
     /// Partitions this node owns in the current version, among the first `width` owners of
