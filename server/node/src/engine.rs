@@ -191,15 +191,24 @@ impl Engine {
             None => incoming,
         };
         // Replica copies count toward W, so they are as durable as the coordinator's.
-        let sync = self
-            .keyspaces
+        self.storage
+            .put_data(skey, &merged.encode(), self.syncs_id(ks_id))?;
+        Ok(true)
+    }
+
+    fn syncs_id(&self, ks_id: u64) -> bool {
+        self.keyspaces
             .list()
             .iter()
             .find(|k| k.id() == ks_id)
             .and_then(|k| k.sync_writes)
-            .unwrap_or(self.default_sync);
-        self.storage.put_data(skey, &merged.encode(), sync)?;
-        Ok(true)
+            .unwrap_or(self.default_sync)
+    }
+
+    /// Whether the keyspace a storage key belongs to fsyncs what it acknowledges: then a
+    /// hint kept for one of its writes is fsynced too (it may be what a write counted on).
+    pub fn syncs_storage_key(&self, skey: &[u8]) -> bool {
+        parse_storage_key(skey).is_some_and(|(_, ks_id, _)| self.syncs_id(ks_id))
     }
 
     /// Applies a put or delete as the key's coordinating replica: mints the new version and

@@ -145,8 +145,12 @@ impl Storage {
         Ok(out)
     }
 
-    pub fn put_hint(&self, key: &[u8], value: &[u8]) -> NodeResult<()> {
-        Ok(self.db.put_cf(self.cf(CF_HINTS)?, key, value)?)
+    pub fn put_hint(&self, key: &[u8], value: &[u8], sync: bool) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_HINTS)?, key, value);
+        Ok(self.db.write_opt(batch, &opts)?)
     }
 
     pub fn hints_range(

@@ -334,6 +334,14 @@ impl Cluster {
                     .unwrap_or_default();
                 match self.relay_to(via, &state, keyspace, wait_for).await {
                     Ok(acked) => {
+                        if acked.is_empty() {
+                            // Nobody there has stored it yet (a spare relays, or the
+                            // replicas are slow): keep hints until it reaches them, so the
+                            // write cannot vanish with the relay.
+                            for r in &replicas {
+                                self.keep_hint(*r, &state);
+                            }
+                        }
                         let mut out: StepReport = acked
                             .iter()
                             .filter(|(n, _)| replicas.contains(n))
@@ -423,10 +431,13 @@ impl Cluster {
     }
 
     fn keep_hint(&self, target: ActorId, state: &pb::ObjectState) {
-        if let Err(e) = self
-            .hints
-            .add(target, &state.storage_key, &state.object, now_ms())
-        {
+        if let Err(e) = self.hints.add(
+            target,
+            &state.storage_key,
+            &state.object,
+            now_ms(),
+            self.engine.syncs_storage_key(&state.storage_key),
+        ) {
             tracing::error!(target_node = %target, error = %e, "cannot store hint");
         }
     }

@@ -78,6 +78,7 @@ impl Cluster {
                                 &state.storage_key,
                                 &state.object,
                                 now_ms(),
+                                self.engine.syncs_storage_key(&state.storage_key),
                             )
                         {
                             tracing::error!(node = %slot.node, error = %e, "cannot store hint");

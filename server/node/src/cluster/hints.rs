@@ -128,6 +128,7 @@ impl Hints {
         storage_key: &[u8],
         object: &[u8],
         now_ms: u64,
+        sync: bool,
     ) -> NodeResult<()> {
         let rec = HintRecord {
             created_ms: now_ms,
@@ -138,7 +139,7 @@ impl Hints {
             .map_err(|e| NodeError::Internal(format!("encoding hint: {e}")))?;
         let mut key = target.as_bytes().to_vec();
         key.extend_from_slice(&self.next_seq(now_ms).to_be_bytes());
-        self.storage.put_hint(&key, &value)?;
+        self.storage.put_hint(&key, &value, sync)?;
         let over = {
             let mut queues = self.queues();
             let q = queues.entry(target).or_default();

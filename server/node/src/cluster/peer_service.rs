@@ -32,9 +32,13 @@ fn apply_replicate(cluster: &Cluster, req: &pb::ReplicateRequest) -> Result<(), 
         .map_err(|_| NodeError::InvalidArgument("hint_for must be a 16-byte node id".into()))?;
     let target = ActorId::from_bytes(bytes);
     for obj in &req.objects {
-        cluster
-            .hints
-            .add(target, &obj.storage_key, &obj.object, now_ms())?;
+        cluster.hints.add(
+            target,
+            &obj.storage_key,
+            &obj.object,
+            now_ms(),
+            cluster.engine.syncs_storage_key(&obj.storage_key),
+        )?;
     }
     Ok(())
 }
