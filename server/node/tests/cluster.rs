@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{TestCluster, eventually, serial};
-use meridian_sdk::{Client, Consistency, ErrorCode, ReadOptions, WriteOptions, proto as pb};
+use common::{TestCluster, eventually, r, serial, w};
+use meridian_sdk::{Client, Consistency, ErrorCode, proto as pb};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,20 +25,6 @@ fn two_dcs() -> Vec<(&'static str, &'static str, u32)> {
 
 async fn client(c: &TestCluster, i: usize) -> Client {
     c.client(i).await
-}
-
-fn w(level: Consistency) -> WriteOptions {
-    WriteOptions {
-        consistency: Some(level),
-        ..Default::default()
-    }
-}
-
-fn r(level: Consistency) -> ReadOptions {
-    ReadOptions {
-        consistency: Some(level),
-        ..Default::default()
-    }
 }
 
 /// Creates keyspace `demo` and waits until every running node knows it.
@@ -326,24 +312,8 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
     println!("{reclaimed} bytes reclaimed");
 
     // Decommission node 2 with the CLI, as an operator would.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args([
-            "admin",
-            "decommission",
-            "--endpoint",
-            &c.node(0).grpc,
-            &c.ids[2],
-        ])
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("decommission finishes in time")
-        .expect("run meridian admin decommission");
-    assert!(
-        out.status.success(),
-        "decommission failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let leaving = c.ids[2].clone();
+    c.cli(0, &["admin", "decommission", &leaving]).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked = BTreeMap::new();
     for w in writers {

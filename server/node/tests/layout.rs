@@ -5,25 +5,11 @@
 
 mod common;
 
-use common::{TestCluster, eventually, serial};
-use meridian_sdk::{Consistency, ReadOptions, WriteOptions, proto as pb};
+use common::{TestCluster, eventually, r, serial, w};
+use meridian_sdk::{Consistency, proto as pb};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn w(level: Consistency) -> WriteOptions {
-    WriteOptions {
-        consistency: Some(level),
-        ..Default::default()
-    }
-}
-
-fn r(level: Consistency) -> ReadOptions {
-    ReadOptions {
-        consistency: Some(level),
-        ..Default::default()
-    }
-}
 
 /// Whether node `i` stores `key` of `keyspace` (its local state, no read path).
 async fn stored_on(c: &TestCluster, i: usize, keyspace: &str, key: &str) -> bool {

@@ -65,6 +65,21 @@ impl StagedChange {
     }
 }
 
+impl std::fmt::Display for StagedChange {
+    /// "join dc1/r2 capacity 1 storage" or "remove": what `admin layout` shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StagedChange::Join {
+                dc,
+                rack,
+                capacity,
+                role,
+            } => write!(f, "join {dc}/{rack} capacity {capacity} {}", role.name()),
+            StagedChange::Remove => f.write_str("remove"),
+        }
+    }
+}
+
 /// Orders staged changes of one node: layout version at staging, then a sequence number,
 /// then the author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

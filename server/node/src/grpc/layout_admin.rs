@@ -97,18 +97,6 @@ pub fn topology(cluster: &Cluster) -> pb::TopologyResponse {
     }
 }
 
-fn describe(change: &StagedChange) -> String {
-    match change {
-        StagedChange::Join {
-            dc,
-            rack,
-            capacity,
-            role,
-        } => format!("join {dc}/{rack} capacity {capacity} {}", role.name()),
-        StagedChange::Remove => "remove".into(),
-    }
-}
-
 pub fn layout(cluster: &Cluster) -> pb::LayoutResponse {
     let topo = cluster.topology();
     let history = &topo.history;
@@ -134,7 +122,7 @@ pub fn layout(cluster: &Cluster) -> pb::LayoutResponse {
         .iter()
         .map(|(id, s)| pb::StagedChangeInfo {
             node_id: id.to_string(),
-            change: describe(&s.change),
+            change: s.change.to_string(),
             pending: pending.contains(id),
             staged_at_version: s.stamp.version,
             author: s.stamp.author.to_string(),

@@ -120,6 +120,22 @@ pub fn sorted(values: &[bytes::Bytes]) -> Vec<Vec<u8>> {
     v
 }
 
+/// Write options at one consistency level.
+pub fn w(level: meridian_sdk::Consistency) -> meridian_sdk::WriteOptions {
+    meridian_sdk::WriteOptions {
+        consistency: Some(level),
+        ..Default::default()
+    }
+}
+
+/// Read options at one consistency level.
+pub fn r(level: meridian_sdk::Consistency) -> meridian_sdk::ReadOptions {
+    meridian_sdk::ReadOptions {
+        consistency: Some(level),
+        ..Default::default()
+    }
+}
+
 /// Polls `f` until it returns `Some`, or panics after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
 where
