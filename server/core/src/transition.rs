@@ -115,10 +115,9 @@ mod tests {
         }]
     }
 
-    #[test]
-    fn a_majority_of_the_union_is_not_a_quorum_of_each_version() {
-        // Version 1: {1, 2, 3}; version 2: {1, 4, 5}. Quorum 2 in each.
-        let mut w = VersionedWrite::new(
+    /// Version 1: {1, 2, 3}; version 2: {1, 4, 5}. Quorum 2 in each.
+    fn swap_two() -> VersionedWrite {
+        VersionedWrite::new(
             "QUORUM",
             vec![
                 (dc(&[1, 2, 3]), Required::Total(2)),
@@ -126,7 +125,12 @@ mod tests {
             ],
             "dc1",
             false,
-        );
+        )
+    }
+
+    #[test]
+    fn a_majority_of_the_union_is_not_a_quorum_of_each_version() {
+        let mut w = swap_two();
         assert_eq!(w.ack(&id(2), false), Progress::Waiting);
         assert_eq!(w.ack(&id(3), false), Progress::Waiting);
         // Three of the union's five, but version 2 has only one.
@@ -136,15 +140,7 @@ mod tests {
 
     #[test]
     fn one_version_short_fails_the_write() {
-        let mut w = VersionedWrite::new(
-            "QUORUM",
-            vec![
-                (dc(&[1, 2, 3]), Required::Total(2)),
-                (dc(&[1, 4, 5]), Required::Total(2)),
-            ],
-            "dc1",
-            false,
-        );
+        let mut w = swap_two();
         w.ack(&id(2), false);
         w.ack(&id(3), false);
         assert_eq!(w.fail(&id(4)), Progress::Waiting);
