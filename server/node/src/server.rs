@@ -44,19 +44,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .iter()
         .any(|s| s.parse::<SocketAddr>().ok() != Some(gossip_addr));
     let role = meridian_core::layout::Role::Storage;
-    if layout.get().current().is_none() && !expects_peers {
-        // No seeds: this node founds a cluster, with a fresh secret, before it serves.
-        let mut secret = [0u8; 32];
-        rand::fill(&mut secret);
-        let first = meridian_core::layout::LayoutMember {
+    if !expects_peers {
+        // No seeds: this node founds a cluster before it serves (if it has none yet).
+        layout.found(meridian_core::layout::LayoutMember {
             id: actor,
             dc: cfg.node.datacenter.clone(),
             rack: cfg.node.rack.clone(),
             capacity: cfg.cluster.capacity.max(1),
             role,
-        };
-        layout.update(|h| *h = meridian_core::layout::LayoutHistory::bootstrap(first, secret))?;
-        tracing::info!("founded a new cluster: layout version 1");
+        })?;
     }
     // Until the node holds a layout it refuses requests, so this placeholder seals nothing.
     let secret = layout

@@ -52,14 +52,17 @@ impl LayoutSync {
     }
 
     async fn step(&mut self) -> NodeResult<()> {
-        let before = self.cluster.layout.get().fingerprint();
+        let before = self.cluster.layout.fingerprint();
         self.exchange(1).await;
         self.bootstrap_or_join()?;
+        // Settling only matters while a transition is under way (most ticks, nothing is).
         let topo = self.cluster.topology();
-        self.cluster
-            .layout
-            .update(|h| h.settle(|id| topo.alive(id)))?;
-        if self.cluster.layout.get().fingerprint() != before {
+        if self.cluster.layout.get().chain().len() > 1 {
+            self.cluster
+                .layout
+                .update(|h| h.settle(|id| topo.alive(id)))?;
+        }
+        if self.cluster.layout.fingerprint() != before {
             // A change made here spreads at once rather than at the next gossip round.
             self.exchange(2).await;
         }
@@ -68,10 +71,9 @@ impl LayoutSync {
     }
 
     async fn publish(&mut self) {
-        let h = self.cluster.layout.get();
-        let fp = h.fingerprint().to_string();
+        let fp = self.cluster.layout.fingerprint().to_string();
         if self.published.as_ref() != Some(&fp) {
-            let version = h.current().map_or(0, |v| v.version);
+            let version = self.cluster.layout.get().current().map_or(0, |v| v.version);
             self.cluster.membership.publish_layout(version, &fp).await;
             self.published = Some(fp);
         }
@@ -80,7 +82,7 @@ impl LayoutSync {
     /// Exchanges histories with up to `n` live peers whose fingerprint differs from ours.
     async fn exchange(&self, n: usize) {
         let topo = self.cluster.topology();
-        let mine = self.cluster.layout.get().fingerprint().to_string();
+        let mine = self.cluster.layout.fingerprint().to_string();
         let peers: Vec<_> = topo
             .members
             .values()
@@ -125,14 +127,7 @@ impl LayoutSync {
         let history = c.layout.get();
         if history.current().is_none() {
             if self.may_found_cluster() {
-                let mut secret = [0u8; 32];
-                rand::fill(&mut secret);
-                c.layout.update(|h| {
-                    if h.current().is_none() {
-                        *h = LayoutHistory::bootstrap(desired.clone(), secret);
-                    }
-                })?;
-                tracing::info!("founded a new cluster: layout version 1");
+                c.layout.found(desired)?;
             }
             return Ok(());
         }
