@@ -23,6 +23,8 @@ pub enum CoreError {
     /// A counter cannot grow past u64::MAX; refusing is better than wrapping to a used dot.
     #[error("the clock of actor {actor} is exhausted for this key")]
     ClockOverflow { actor: crate::ActorId },
+    #[error("malformed storage key: {0}")]
+    MalformedStorageKey(String),
     #[error("malformed request id: {len} bytes, expected 16 (or none)")]
     MalformedRequestId { len: usize },
     #[error(

@@ -9,10 +9,12 @@
 pub mod actor;
 pub mod consistency;
 pub mod context;
+pub mod coordinate;
 pub mod describe;
 pub mod dvv;
 pub mod error;
 pub mod hlc;
+pub mod keeper;
 pub mod keyspace;
 pub mod layout;
 pub mod limits;
@@ -23,6 +25,7 @@ pub mod quorum;
 pub mod replica;
 pub mod ring;
 pub mod seal;
+pub mod store;
 pub mod transition;
 pub mod version;
 

@@ -9,57 +9,32 @@ use crate::keyspaces::Keyspaces;
 use crate::locks::KeyLocks;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
+use meridian_core::keeper::{ClientWrite, Keeper, KeeperError};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
-use meridian_core::partition::{key_hash, parse_storage_key, storage_key};
-use meridian_core::replica::{self, Write, WriteOutcome, WriteReply};
-use meridian_core::{ActorId, CausalContext, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
+use meridian_core::partition::{key_hash, parse_storage_key};
+use meridian_core::{ActorId, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use meridian_core::keeper::{Minted, ReadReply, WriteAck};
 
 pub struct Engine {
     storage: Arc<Storage>,
     keyspaces: Keyspaces,
     locks: KeyLocks,
-    actor: ActorId,
-    /// Contexts go out sealed to their key and come back checked, with the secret of the
-    /// cluster's layout (set once the node holds one).
-    seal: std::sync::RwLock<ContextSeal>,
-    /// Largest hybrid logical timestamp issued or observed so far.
-    hlc: AtomicU64,
+    /// The core's replica rules over this node's RocksDB: minting, merging, sealing.
+    keeper: Keeper<Arc<Storage>>,
     default_sync: bool,
     pub metrics: Arc<Metrics>,
 }
 
-/// What a read returns to a client.
-#[derive(Debug, Clone)]
-pub struct ReadReply {
-    pub values: Vec<Vec<u8>>,
-    /// Encoded causal context.
-    pub context: Vec<u8>,
-}
-
-impl ReadReply {
-    pub fn found(&self) -> bool {
-        !self.values.is_empty()
+impl From<KeeperError<NodeError>> for NodeError {
+    fn from(e: KeeperError<NodeError>) -> Self {
+        match e {
+            KeeperError::Core(e) => NodeError::Core(e),
+            KeeperError::Store(e) => e,
+        }
     }
-}
-
-/// What a writer gets back: the sealed context and, when values concurrent with the write
-/// survived it, every live value that context covers (see `replica::WriteReply`).
-#[derive(Debug, Clone, Default)]
-pub struct WriteAck {
-    pub context: Vec<u8>,
-    pub siblings: Vec<Vec<u8>>,
-}
-
-/// A minted write: the writer's reply, and the object every replica must merge.
-#[derive(Debug, Clone)]
-pub struct Minted {
-    pub ack: WriteAck,
-    pub storage_key: Vec<u8>,
-    /// Encoded StoredObject (empty only for a retried write to a key that holds nothing).
-    pub object: Vec<u8>,
 }
 
 /// A put (value) or delete (no value).
@@ -74,6 +49,12 @@ pub struct WriteRequest<'a> {
     pub request_id: &'a [u8],
 }
 
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Engine {
     pub fn new(
         storage: Arc<Storage>,
@@ -84,12 +65,10 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            keeper: Keeper::new(storage.clone(), actor, seal),
             storage,
             keyspaces,
             locks: KeyLocks::new(4096),
-            actor,
-            seal: std::sync::RwLock::new(seal),
-            hlc: AtomicU64::new(0),
             default_sync,
             metrics,
         }
@@ -113,87 +92,39 @@ impl Engine {
 
     /// What a client sees of a (merged) object of `key`.
     pub fn reply_for(&self, ks_id: u64, key: &[u8], object: Option<&StoredObject>) -> ReadReply {
-        let view = replica::read(object);
-        if view.stored_versions > 0 {
-            self.metrics.siblings.observe(view.stored_versions as f64);
+        let (reply, stored) = self.keeper.reply_for(ks_id, key, object);
+        if stored > 0 {
+            self.metrics.siblings.observe(stored as f64);
         }
-        ReadReply {
-            values: view.values,
-            context: self.sealer().seal(ks_id, key, &view.context),
-        }
-    }
-
-    fn sealer(&self) -> ContextSeal {
-        self.seal
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        reply
     }
 
     /// Adopts the layout's cluster secret for sealing contexts.
     pub fn set_seal(&self, seal: ContextSeal) {
-        *self
-            .seal
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = seal;
+        self.keeper.set_seal(seal);
     }
 
     /// The minting actor (this node in its current incarnation).
     pub fn actor(&self) -> ActorId {
-        self.actor
-    }
-
-    fn ack_for(&self, ks_id: u64, key: &[u8], reply: WriteReply) -> WriteAck {
-        WriteAck {
-            context: self.sealer().seal(ks_id, key, &reply.context),
-            siblings: reply.siblings,
-        }
-    }
-
-    /// A client's context for this key: checked against the seal before anything uses it.
-    /// `None` when the client sent none.
-    fn open_context(
-        &self,
-        ks: &KeyspaceSpec,
-        key: &[u8],
-        bytes: &[u8],
-    ) -> NodeResult<Option<CausalContext>> {
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(self.sealer().open(ks.id(), key, bytes)?))
+        self.keeper.actor()
     }
 
     /// This replica's stored object for a storage key.
     pub fn local_object(&self, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
-        self.load(skey)
+        Ok(self.keeper.load(skey)?)
     }
 
     /// Merges a peer's state of a key (replication, hints, read repair, streaming). Never
     /// mints and never refuses for sibling count: replica sync must always converge.
     pub fn merge_remote(&self, skey: &[u8], encoded: &[u8]) -> NodeResult<bool> {
-        let incoming = StoredObject::decode(encoded)?;
-        self.observe_hlc(incoming.max_timestamp());
         let Some((_, ks_id, key)) = parse_storage_key(skey) else {
             return Err(NodeError::InvalidArgument(
                 "peer sent a malformed storage key".into(),
             ));
         };
         let _guard = self.locks.lock(key_hash(ks_id, key));
-        let merged = match self.load(skey)? {
-            Some(current) => {
-                let merged = current.merge(&incoming)?;
-                if merged.replicated_bytes() == current.replicated_bytes() {
-                    return Ok(false);
-                }
-                merged
-            }
-            None => incoming,
-        };
         // Replica copies count toward W, so they are as durable as the coordinator's.
-        self.storage
-            .put_data(skey, &merged.encode(), self.syncs_id(ks_id))?;
-        Ok(true)
+        Ok(self.keeper.merge(skey, encoded, self.syncs_id(ks_id))?)
     }
 
     fn syncs_id(&self, ks_id: u64) -> bool {
@@ -226,7 +157,7 @@ impl Engine {
         if let Some(v) = req.value {
             check_value(req.key, v, ks.max_value_bytes)?;
         }
-        self.open_context(&ks, req.key, req.context)?;
+        self.keeper.open_context(&ks, req.key, req.context)?;
         if !matches!(req.request_id.len(), 0 | 16) {
             return Err(CoreError::MalformedRequestId {
                 len: req.request_id.len(),
@@ -237,114 +168,48 @@ impl Engine {
     }
 
     fn write_inner(&self, req: &WriteRequest<'_>) -> NodeResult<Minted> {
-        let ks = self.keyspaces.get(req.keyspace)?;
-        check_key(req.key)?;
-        if let Some(v) = req.value {
-            check_value(req.key, v, ks.max_value_bytes)?;
-        }
-        let context = self.open_context(&ks, req.key, req.context)?;
-        if let Some(c) = &context {
-            self.observe_hlc(c.hlc());
-        }
+        let ks = self.validate_write(req)?;
         let request_id: [u8; 16] = match req.request_id.len() {
             0 => *uuid::Uuid::new_v4().as_bytes(),
-            16 => req
+            len => req
                 .request_id
                 .try_into()
-                .map_err(|_| CoreError::MalformedRequestId {
-                    len: req.request_id.len(),
-                })?,
-            len => return Err(CoreError::MalformedRequestId { len }.into()),
+                .map_err(|_| CoreError::MalformedRequestId { len })?,
         };
         let sync = ks.sync_writes.unwrap_or(self.default_sync);
-        let skey = storage_key(ks.id(), req.key);
-
+        let write = ClientWrite {
+            key: req.key,
+            value: req.value,
+            context: req.context,
+            request_id,
+        };
         let _guard = self.locks.lock(key_hash(ks.id(), req.key));
-        let current = self.load(&skey)?;
-        let outcome = replica::apply_write(
-            ks.kind,
-            current.as_ref(),
-            Write {
-                actor: self.actor,
-                context: context.as_ref(),
-                data: req.value.map(<[u8]>::to_vec),
-                request_id,
-                timestamp: self.tick(),
-                max_siblings: ks.max_siblings as usize,
-            },
-        );
-        match outcome {
-            Ok(WriteOutcome::Applied {
-                object,
-                reply,
-                siblings,
-            }) => {
-                let encoded = object.encode();
-                self.storage.put_data(&skey, &encoded, sync)?;
-                self.metrics.siblings.observe(siblings as f64);
+        match self.keeper.mint(&ks, write, wall_ms(), sync) {
+            Ok(minted) if minted.duplicate => {
+                self.metrics.duplicate_writes.inc();
+                Ok(minted)
+            }
+            Ok(minted) => {
+                self.metrics.siblings.observe(minted.siblings as f64);
                 // Once, as the key crosses the threshold: a client write adds at most one.
-                if siblings == WARN_SIBLINGS + 1 {
+                if minted.siblings == WARN_SIBLINGS + 1 {
                     self.metrics.sibling_warnings.inc();
                     tracing::warn!(
                         keyspace = %ks.name,
                         key = %String::from_utf8_lossy(req.key),
-                        siblings,
+                        siblings = minted.siblings,
                         limit = ks.max_siblings,
                         "key has many siblings; clients should write back with their read's context"
                     );
                 }
-                Ok(Minted {
-                    ack: self.ack_for(ks.id(), req.key, reply),
-                    storage_key: skey,
-                    object: encoded,
-                })
+                Ok(minted)
             }
-            Ok(WriteOutcome::Duplicate { reply }) => {
-                self.metrics.duplicate_writes.inc();
-                // A retry may follow a partial replication: send the current state again.
-                let object = current.map(|o| o.encode()).unwrap_or_default();
-                Ok(Minted {
-                    ack: self.ack_for(ks.id(), req.key, reply),
-                    storage_key: skey,
-                    object,
-                })
-            }
-            Err(e @ CoreError::TooManySiblings { .. }) => {
+            Err(KeeperError::Core(e @ CoreError::TooManySiblings { .. })) => {
                 self.metrics.sibling_rejections.inc();
                 tracing::warn!(keyspace = %ks.name, error = %e, "write refused");
                 Err(e.into())
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    fn load(&self, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
-        match self.storage.get_data(skey)? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(StoredObject::decode(&bytes)?)),
-        }
-    }
-
-    /// Makes every later timestamp larger than `ts`, a timestamp seen in a peer's object or
-    /// a client's context: a causally later write never gets an earlier timestamp.
-    fn observe_hlc(&self, ts: u64) {
-        self.hlc.fetch_max(ts, Ordering::Relaxed);
-    }
-
-    fn tick(&self) -> u64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut last = self.hlc.load(Ordering::Relaxed);
-        loop {
-            let next = meridian_core::hlc::tick(last, wall);
-            match self
-                .hlc
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(seen) => last = seen,
-            }
         }
     }
 

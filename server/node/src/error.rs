@@ -44,6 +44,7 @@ impl NodeError {
                 | CoreError::MalformedContext(_)
                 | CoreError::ForeignContext
                 | CoreError::MalformedRequestId { .. }
+                | CoreError::MalformedStorageKey(_)
                 | CoreError::InvalidKeyspace(_) => Code::InvalidArgument,
                 CoreError::TooManySiblings { .. } | CoreError::ClockOverflow { .. } => {
                     Code::FailedPrecondition

@@ -212,3 +212,16 @@ impl Storage {
         Ok(out)
     }
 }
+
+/// The data column family is where the core's replica rules keep keys.
+impl meridian_core::store::Store for Storage {
+    type Error = NodeError;
+
+    fn get(&self, key: &[u8]) -> NodeResult<Option<Vec<u8>>> {
+        self.get_data(key)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) -> NodeResult<()> {
+        self.put_data(key, value, durable)
+    }
+}

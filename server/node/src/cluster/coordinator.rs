@@ -1,22 +1,20 @@
 //! The request path of a cluster node: any node takes a request; reads are coordinated where
 //! they land, writes by a replica of the key (a non-replica forwards them, since only a
-//! replica mints versions). The quorum decisions come from `meridian_core::quorum`; this file
-//! sends the messages, stores the hints and waits.
+//! replica mints versions). What happens to a request is decided by the core's machines
+//! (`meridian_core::coordinate`); this file picks the replicas, mints, and hands the machine
+//! to the executor in `drive.rs`.
 
 use super::Cluster;
-use crate::cluster::membership::now_ms;
+use super::drive::Payload;
 use crate::engine::{ReadReply, WriteAck, WriteRequest};
 use crate::error::{NodeError, NodeResult};
-use meridian_core::consistency::{ReplicaCounts, Required, required};
+use meridian_core::coordinate::{ReadCoordinator, RelayCoordinator, Timing, WriteCoordinator};
 use meridian_core::partition::partition_of;
-use meridian_core::quorum::{
-    DcReplicas, Progress, ReadQuorum, Step, plan_dc, plan_read, plan_write, split_read,
-};
-use meridian_core::transition::VersionedWrite;
+use meridian_core::quorum::DcReplicas;
 use meridian_core::{ActorId, Consistency, StoredObject};
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A client write, owned so it can cross tasks and the network.
 #[derive(Debug, Clone)]
@@ -67,36 +65,6 @@ impl WriteOp {
         pb::Operation { op: Some(op) }
     }
 }
-
-fn level_name(level: Consistency, explicit: u32) -> String {
-    if explicit > 0 {
-        format!("explicit count {explicit}")
-    } else {
-        level.name().to_string()
-    }
-}
-
-fn required_for(
-    level: Consistency,
-    explicit: u32,
-    my_dc: &str,
-    dcs: &[DcReplicas],
-) -> NodeResult<Required> {
-    let counts = ReplicaCounts {
-        per_dc: dcs
-            .iter()
-            .map(|d| (d.dc.clone(), d.replicas.len()))
-            .collect(),
-        local_dc: my_dc.to_string(),
-    };
-    let explicit = (explicit > 0).then_some(explicit as usize);
-    Ok(required(level, explicit, &counts)?)
-}
-
-/// What one write step reports back, per replica: `Some(through_stand_in)` when it holds the
-/// write, `None` when the attempt failed. Hints kept for a replica planned as down are not
-/// reported: they never counted as possible.
-type StepReport = Vec<(ActorId, Option<bool>)>;
 
 /// Refuses requests before this node holds a layout: it cannot know the replicas yet.
 fn require_layout(topo: &super::topology::Topology) -> NodeResult<()> {
@@ -194,22 +162,20 @@ impl Cluster {
         sets: Vec<Vec<DcReplicas>>,
     ) -> NodeResult<WriteAck> {
         let level = op.consistency.unwrap_or(ks.write_consistency);
-        // The union decides what remote DCs are asked to wait for; each version's own set
-        // decides what counts.
-        let required = required_for(level, op.explicit_acks, &self.my_dc, &dcs)?;
-        let name = level_name(level, op.explicit_acks);
-        let mut per_version = Vec::with_capacity(sets.len());
-        for set in sets {
-            let r = required_for(level, op.explicit_acks, &self.my_dc, &set)?;
-            per_version.push((set, r));
-        }
-        let mut quorum = VersionedWrite::new(&name, per_version, &self.my_dc, self.strict);
-        // Refuse before minting when the live replicas cannot meet the level.
-        if let Progress::Failed(e) = quorum.progress() {
-            return Err(e.into());
-        }
-        let syncs = self.engine.syncs(&op.keyspace);
-        let minted = if syncs {
+        // Shorter than a forwarding node's call to us, so it hears our verdict.
+        let timing = Timing::with_deadline(self.peers.timeout().as_millis() as u64 * 3 / 4);
+        // Refuses before minting when the live replicas cannot meet the level.
+        let mut machine = WriteCoordinator::new(
+            self.me,
+            &self.my_dc,
+            level,
+            op.explicit_acks,
+            dcs,
+            sets,
+            self.strict,
+            timing,
+        )?;
+        let minted = if self.engine.syncs(&op.keyspace) {
             let engine = self.engine.clone();
             let op2 = op.clone();
             tokio::task::spawn_blocking(move || engine.mint(&op2.as_request()))
@@ -218,155 +184,24 @@ impl Cluster {
         } else {
             self.engine.mint(&op.as_request())?
         };
-        let mine = dcs
-            .iter()
-            .any(|d| d.dc == self.my_dc && d.contains(&self.me));
-        let mut progress = if mine {
-            quorum.ack(&self.me, false)
-        } else {
-            quorum.progress()
-        };
-        let only_replica = dcs
-            .iter()
-            .all(|d| d.replicas.iter().all(|s| s.node == self.me));
-        if minted.object.is_empty() || only_replica {
+        if minted.object.is_empty() {
+            // A retry of a write to a key that holds nothing: there is nothing to send.
             return Ok(minted.ack);
         }
-        let state = pb::ObjectState {
-            storage_key: minted.storage_key.clone().into(),
-            object: minted.object.clone().into(),
+        let payload = Payload {
+            state: pb::ObjectState {
+                storage_key: minted.storage_key.clone().into(),
+                object: minted.object.clone().into(),
+            },
+            keyspace: op.keyspace.clone(),
+            strict: self.strict,
         };
-        let steps = plan_write(&self.me, &self.my_dc, &dcs, &required, self.strict);
-        let (tx, mut rx) = mpsc::unbounded_channel::<StepReport>();
-        for step in steps {
-            let me = self.clone();
-            let tx = tx.clone();
-            let state = state.clone();
-            let dcs = dcs.clone();
-            let keyspace = op.keyspace.clone();
-            tokio::spawn(async move {
-                let report = me.run_step(step, state, &dcs, &keyspace, me.strict).await;
-                let _ = tx.send(report);
-            });
-        }
-        drop(tx);
-        // Shorter than a forwarding node's call to us, so it hears our verdict.
-        let deadline = tokio::time::Instant::now() + self.peers.timeout() * 3 / 4;
-        loop {
-            match progress {
-                Progress::Done => return Ok(minted.ack),
-                Progress::Failed(e) => return Err(e.into()),
-                Progress::Waiting => {}
-            }
-            let report = tokio::time::timeout_at(deadline, rx.recv()).await;
-            progress = match report {
-                Ok(Some(outcomes)) => {
-                    for (node, outcome) in outcomes {
-                        match outcome {
-                            Some(hinted) => quorum.ack(&node, hinted),
-                            None => quorum.fail(&node),
-                        };
-                    }
-                    quorum.progress()
-                }
-                Ok(None) | Err(_) => return Err(quorum.timed_out().into()),
-            };
-        }
-    }
-
-    /// Carries out one step of a write and says how it went. A replica that cannot be
-    /// reached gets a stand-in (or a hint kept here), so the write still reaches it later.
-    async fn run_step(
-        self: &Arc<Self>,
-        step: Step,
-        state: pb::ObjectState,
-        dcs: &[DcReplicas],
-        keyspace: &str,
-        strict: bool,
-    ) -> StepReport {
-        match step {
-            Step::Replicate { node, dc } => {
-                if self.replicate_to(node, &state, None).await.is_ok() {
-                    return vec![(node, Some(false))];
-                }
-                // Timed out or refused: sloppy quorum as if it had been down. Planned
-                // stand-ins take the first spares (one per down replica); each live replica
-                // gets its own spare after those, so no node stands in twice.
-                let spare = dcs.iter().find(|d| d.dc == dc).and_then(|d| {
-                    let down = d.replicas.iter().filter(|s| !s.alive).count();
-                    let rank = d
-                        .replicas
-                        .iter()
-                        .filter(|s| s.alive)
-                        .position(|s| s.node == node)?;
-                    d.spares
-                        .iter()
-                        .filter(|s| **s != self.me)
-                        .nth(down + rank)
-                        .copied()
-                });
-                let spare = spare.filter(|_| !strict);
-                if let Some(spare) = spare
-                    && self.replicate_to(spare, &state, Some(node)).await.is_ok()
-                {
-                    return vec![(node, Some(true))];
-                }
-                self.keep_hint(node, &state);
-                vec![(node, None)]
-            }
-            Step::StandIn { target, spare, .. } => {
-                if self.replicate_to(spare, &state, Some(target)).await.is_ok() {
-                    return vec![(target, Some(true))];
-                }
-                self.keep_hint(target, &state);
-                vec![(target, None)]
-            }
-            Step::KeepHint { target, .. } => {
-                // Planned for a down replica: never counted as a possible acknowledgement.
-                self.keep_hint(target, &state);
-                Vec::new()
-            }
-            Step::Relay { dc, via, wait_for } => {
-                let replicas: Vec<ActorId> = dcs
-                    .iter()
-                    .find(|d| d.dc == dc)
-                    .map(|d| d.replicas.iter().map(|s| s.node).collect())
-                    .unwrap_or_default();
-                match self.relay_to(via, &state, keyspace, wait_for).await {
-                    Ok(acked) => {
-                        if acked.is_empty() {
-                            // Nobody there has stored it yet (a spare relays, or the
-                            // replicas are slow): keep hints until it reaches them, so the
-                            // write cannot vanish with the relay.
-                            for r in &replicas {
-                                self.keep_hint(*r, &state);
-                            }
-                        }
-                        let mut out: StepReport = acked
-                            .iter()
-                            .filter(|(n, _)| replicas.contains(n))
-                            .map(|(n, hinted)| (*n, Some(*hinted)))
-                            .collect();
-                        if wait_for > 0 {
-                            // What the relay did not report by its deadline cannot count.
-                            out.extend(
-                                replicas
-                                    .iter()
-                                    .filter(|r| !acked.iter().any(|(n, _)| n == *r))
-                                    .map(|r| (*r, None)),
-                            );
-                        }
-                        out
-                    }
-                    Err(_) => {
-                        for r in &replicas {
-                            self.keep_hint(*r, &state);
-                        }
-                        replicas.iter().map(|r| (*r, None)).collect()
-                    }
-                }
-            }
-        }
+        let effects = machine.start();
+        let (tx, rx) = oneshot::channel();
+        self.drive(machine, effects, payload, tx);
+        rx.await
+            .map_err(|_| NodeError::Internal("write ended without an answer".into()))??;
+        Ok(minted.ack)
     }
 
     pub(super) async fn replicate_to(
@@ -392,24 +227,20 @@ impl Cluster {
         Ok(())
     }
 
-    async fn relay_to(
+    pub(super) async fn relay_to(
         &self,
         via: ActorId,
-        state: &pb::ObjectState,
-        keyspace: &str,
+        payload: &Payload,
         wait_for: usize,
     ) -> NodeResult<Vec<(ActorId, bool)>> {
-        let topo = self.topology();
-        let url = topo
-            .grpc_of(&via)
-            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {via}")))?;
-        let mut client = self.peers.client(via, url)?;
+        let url = self.address_of(&via)?;
+        let mut client = self.peers.client(via, &url)?;
         let r = client
             .relay(pb::RelayRequest {
-                state: Some(state.clone()),
-                keyspace: keyspace.to_string(),
+                state: Some(payload.state.clone()),
+                keyspace: payload.keyspace.clone(),
                 wait_for: wait_for as u32,
-                strict: self.strict,
+                strict: payload.strict,
             })
             .await
             .map_err(|s| {
@@ -430,16 +261,11 @@ impl Cluster {
             .collect())
     }
 
-    fn keep_hint(&self, target: ActorId, state: &pb::ObjectState) {
-        if let Err(e) = self.hints.add(
-            target,
-            &state.storage_key,
-            &state.object,
-            now_ms(),
-            self.engine.syncs_storage_key(&state.storage_key),
-        ) {
-            tracing::error!(target_node = %target, error = %e, "cannot store hint");
-        }
+    pub(super) fn address_of(&self, node: &ActorId) -> NodeResult<String> {
+        self.topology()
+            .grpc_of(node)
+            .map(str::to_string)
+            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))
     }
 
     /// A remote DC's share of a write, arriving at this node: store it if this node is a
@@ -473,50 +299,26 @@ impl Cluster {
                     .map(|d| d.replicas.iter().map(|s| s.node).collect())
             })
             .collect();
-        let mut acked: Vec<(ActorId, bool)> = Vec::new();
-        if dc.contains(&self.me) {
+        let stored_here = dc.contains(&self.me);
+        if stored_here {
             self.merge_local(&state)?;
-            acked.push((self.me, false));
         }
-        let strict = req.strict;
-        let steps = plan_dc(&self.me, &dc, strict);
-        let total = steps.len();
-        let (tx, mut rx) = mpsc::unbounded_channel::<StepReport>();
-        for step in steps {
-            let me = self.clone();
-            let tx = tx.clone();
-            let state = state.clone();
-            let dcs = vec![dc.clone()];
-            let keyspace = req.keyspace.clone();
-            tokio::spawn(async move {
-                let report = me.run_step(step, state, &dcs, &keyspace, strict).await;
-                let _ = tx.send(report);
-            });
-        }
-        drop(tx);
-        let wait_for = req.wait_for as usize;
-        let enough = |acked: &[(ActorId, bool)]| {
-            sets.iter().all(|set| {
-                let n = acked.iter().filter(|(a, _)| set.contains(a)).count();
-                n >= wait_for.min(set.len())
-            })
-        };
         // Answer with what we have well before the coordinator's call to us times out.
-        let deadline = tokio::time::Instant::now() + self.peers.timeout() / 2;
-        let mut done = 0;
-        while wait_for > 0 && !enough(&acked) && done < total {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(report)) => {
-                    acked.extend(
-                        report
-                            .into_iter()
-                            .filter_map(|(n, outcome)| outcome.map(|hinted| (n, hinted))),
-                    );
-                    done += 1;
-                }
-                _ => break,
-            }
-        }
+        let timing = Timing::with_deadline(self.peers.timeout().as_millis() as u64 / 2);
+        let wait_for = req.wait_for as usize;
+        let mut machine =
+            RelayCoordinator::new(self.me, dc.clone(), sets, wait_for, req.strict, timing);
+        let effects = machine.start(stored_here);
+        let payload = Payload {
+            state,
+            keyspace: req.keyspace.clone(),
+            strict: req.strict,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.drive(machine, effects, payload, tx);
+        let acked = rx
+            .await
+            .map_err(|_| NodeError::Internal("relay ended without an answer".into()))?;
         let hinted = acked.iter().filter(|(_, h)| *h).count();
         Ok(pb::RelayResponse {
             acks: acked.len() as u32,
@@ -564,140 +366,36 @@ impl Cluster {
         let skey = meridian_core::partition::storage_key(ks.id(), key);
         // Answered by the oldest active version: its owners hold everything they own.
         let dcs = topo.read_replicas(&ks, partition_of(ks.id(), key));
-        let required = required_for(level, explicit, &self.my_dc, &dcs)?;
-        let name = level_name(level, explicit);
-        let mut quorum = ReadQuorum::new(&name, required.clone(), &self.my_dc, &dcs);
-        if let Progress::Failed(e) = quorum.progress() {
-            return Err(e.into());
-        }
-        let scope = plan_read(&self.my_dc, &dcs, &required);
-        let (first, mut rest) = split_read(&self.me, &self.my_dc, scope, &required);
+        let full_pass = rand::random::<f64>() < self.read_repair_chance;
+        let timing = Timing::with_deadline(self.peers.timeout().as_millis() as u64 * 2);
+        let mut machine = ReadCoordinator::new(
+            self.me,
+            &self.my_dc,
+            level,
+            explicit,
+            &dcs,
+            full_pass,
+            timing,
+        )?;
         // Fast path: this node alone meets the level and no repair pass is due.
-        let full_pass = !rest.is_empty() && rand::random::<f64>() < self.read_repair_chance;
-        if first.len() == 1 && first[0].0 == self.me && !full_pass {
+        if machine.local_only() {
             let obj = self.engine.local_object(&skey)?;
             return Ok(self.engine.reply_for(ks.id(), key, obj.as_ref()));
         }
-        let mut asked = first;
-        if full_pass {
-            asked.append(&mut rest);
-        }
-        let (tx, mut rx) =
-            mpsc::unbounded_channel::<(ActorId, String, NodeResult<Option<StoredObject>>)>();
-        let spawn_read = {
-            let me = self.clone();
-            let skey = skey.clone();
-            move |node: ActorId, dc: String, tx: mpsc::UnboundedSender<_>| {
-                let me = me.clone();
-                let skey = skey.clone();
-                tokio::spawn(async move {
-                    let r = me.read_from(node, &skey).await;
-                    let _ = tx.send((node, dc, r));
-                });
-            }
+        let effects = machine.start();
+        let payload = Payload {
+            state: pb::ObjectState {
+                storage_key: skey.into(),
+                object: Default::default(),
+            },
+            keyspace: keyspace.to_string(),
+            strict: self.strict,
         };
-        let mut pending = asked.len();
-        for (node, dc) in asked {
-            spawn_read(node, dc, tx.clone());
-        }
-        let (reply_tx, reply_rx) = oneshot::channel::<NodeResult<Option<StoredObject>>>();
-        let me = self.clone();
-        let timeout = self.peers.timeout() * 2;
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let mut reply_tx = Some(reply_tx);
-            while pending > 0 {
-                let next = tokio::time::timeout_at(deadline, rx.recv()).await;
-                pending -= 1;
-                let progress = match next {
-                    Ok(Some((node, dc, Ok(obj)))) => match quorum.answer(node, &dc, obj) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            // One replica's unreadable state must not fail the read.
-                            tracing::warn!(node = %node, error = %e, "replica state unreadable");
-                            quorum.fail(&dc)
-                        }
-                    },
-                    Ok(Some((_, dc, Err(_)))) => {
-                        // Replace the failed replica, from the same DC when possible (EACH_QUORUM
-                        // needs that DC's count).
-                        if !rest.is_empty() {
-                            let i = rest.iter().position(|(_, d)| *d == dc).unwrap_or(0);
-                            let (node, next_dc) = rest.remove(i);
-                            spawn_read(node, next_dc, tx.clone());
-                            pending += 1;
-                        }
-                        quorum.fail(&dc)
-                    }
-                    Ok(None) | Err(_) => break,
-                };
-                match progress {
-                    Progress::Done => {
-                        if let Some(t) = reply_tx.take() {
-                            let _ = t.send(Ok(quorum.merged().cloned()));
-                        }
-                    }
-                    Progress::Failed(e) => {
-                        if let Some(t) = reply_tx.take() {
-                            let _ = t.send(Err(e.into()));
-                        }
-                    }
-                    Progress::Waiting => {}
-                }
-            }
-            if let Some(t) = reply_tx.take() {
-                let _ = t.send(Err(quorum.timed_out().into()));
-            }
-            me.repair(&skey, &quorum).await;
-        });
-        let merged = reply_rx
+        let (tx, rx) = oneshot::channel();
+        self.drive(machine, effects, payload, tx);
+        let merged: Option<StoredObject> = rx
             .await
-            .map_err(|_| NodeError::Internal("read task ended without an answer".into()))??;
+            .map_err(|_| NodeError::Internal("read ended without an answer".into()))??;
         Ok(self.engine.reply_for(ks.id(), key, merged.as_ref()))
-    }
-
-    async fn read_from(&self, node: ActorId, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
-        if node == self.me {
-            return self.engine.local_object(skey);
-        }
-        let topo = self.topology();
-        let url = topo
-            .grpc_of(&node)
-            .ok_or_else(|| NodeError::Unavailable(format!("no address known for node {node}")))?;
-        let op = pb::peer_request::Op::Read(pb::ReadRequest {
-            storage_keys: vec![skey.to_vec().into()],
-        });
-        let r = self
-            .peers
-            .call(node, url, op)
-            .await
-            .inspect_err(|_| self.metrics.peer_errors.inc())?;
-        match r.read.as_ref().and_then(|r| r.objects.first()) {
-            Some(o) if !o.object.is_empty() => Ok(Some(StoredObject::decode(&o.object)?)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Read repair: the merged state goes to every replica that answered with less. Repairs
-    /// merge at the receiver; they never mint.
-    async fn repair(&self, skey: &[u8], quorum: &ReadQuorum) {
-        let Some(merged) = quorum.merged() else {
-            return;
-        };
-        let state = pb::ObjectState {
-            storage_key: skey.to_vec().into(),
-            object: merged.encode().into(),
-        };
-        for node in quorum.stale() {
-            self.metrics.read_repairs.inc();
-            let r = if node == self.me {
-                self.merge_local(&state).map(|_| ())
-            } else {
-                self.replicate_to(node, &state, None).await
-            };
-            if let Err(e) = r {
-                tracing::debug!(node = %node, error = %e, "read repair failed");
-            }
-        }
     }
 }

@@ -3,6 +3,7 @@
 //! keep the layout, topology, keyspaces, hints and streamed partitions up to date.
 
 pub mod coordinator;
+mod drive;
 pub mod handoff;
 pub mod hints;
 pub mod keyspace_sync;

@@ -1,0 +1,284 @@
+//! One replica's keys: the write rules of [`replica`](crate::replica) run against a
+//! [`Store`], with the replica's actor id, its hybrid logical clock and the cluster's context
+//! seal. The node runs it over RocksDB, the simulation over [`MemStore`](crate::store::MemStore):
+//! the same code mints and merges in both.
+//!
+//! Laws:
+//! - a write is persisted before its reply exists (the caller replies after `mint` returns);
+//! - `merge` never mints and never refuses for sibling count: replica sync always converges;
+//! - every timestamp issued is later than every timestamp seen (client contexts, peers'
+//!   objects), so a causally later LWW write never loses to what it read;
+//! - a client's context is opened against this key's seal before anything uses it.
+//!
+//! Serialising writes to one key is the caller's job (the node locks the key; the simulation
+//! runs in one thread).
+
+use crate::actor::ActorId;
+use crate::context::CausalContext;
+use crate::error::CoreError;
+use crate::keyspace::KeyspaceSpec;
+use crate::object::StoredObject;
+use crate::partition::{parse_storage_key, storage_key};
+use crate::replica::{self, Write, WriteOutcome, WriteReply};
+use crate::seal::ContextSeal;
+use crate::store::Store;
+use crate::version::RequestId;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A failure of the rules (bad input, limits) or of the store underneath.
+#[derive(Debug)]
+pub enum KeeperError<E> {
+    Core(CoreError),
+    Store(E),
+}
+
+impl<E> From<CoreError> for KeeperError<E> {
+    fn from(e: CoreError) -> Self {
+        KeeperError::Core(e)
+    }
+}
+
+/// What a writer gets back: the sealed context and, when values concurrent with the write
+/// survived it, every live value that context covers (see [`WriteReply`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteAck {
+    pub context: Vec<u8>,
+    pub siblings: Vec<Vec<u8>>,
+}
+
+/// What a read returns to a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadReply {
+    pub values: Vec<Vec<u8>>,
+    /// Sealed causal context.
+    pub context: Vec<u8>,
+}
+
+impl ReadReply {
+    pub fn found(&self) -> bool {
+        !self.values.is_empty()
+    }
+}
+
+/// A minted write: the writer's reply, and the object every replica must merge.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub ack: WriteAck,
+    pub storage_key: Vec<u8>,
+    /// Encoded object (empty only for a retried write to a key that holds nothing).
+    pub object: Vec<u8>,
+    /// Versions the key holds now (tombstones included).
+    pub siblings: usize,
+    /// The request id had been seen: nothing new was minted.
+    pub duplicate: bool,
+}
+
+/// A client write as the keeper takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientWrite<'a> {
+    pub key: &'a [u8],
+    /// `None` deletes.
+    pub value: Option<&'a [u8]>,
+    /// Sealed context as the client sent it; empty when it sent none.
+    pub context: &'a [u8],
+    pub request_id: RequestId,
+}
+
+pub struct Keeper<S> {
+    store: S,
+    actor: ActorId,
+    seal: RwLock<ContextSeal>,
+    /// Largest hybrid logical timestamp issued or observed.
+    hlc: AtomicU64,
+}
+
+impl<S: Store> Keeper<S> {
+    pub fn new(store: S, actor: ActorId, seal: ContextSeal) -> Self {
+        Self {
+            store,
+            actor,
+            seal: RwLock::new(seal),
+            hlc: AtomicU64::new(0),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The minting actor (this node in its current incarnation).
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    fn sealer(&self) -> ContextSeal {
+        self.seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adopts the layout's cluster secret for sealing contexts.
+    pub fn set_seal(&self, seal: ContextSeal) {
+        *self
+            .seal
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = seal;
+    }
+
+    /// A client's context for this key, checked against the seal; `None` when it sent none.
+    pub fn open_context(
+        &self,
+        ks: &KeyspaceSpec,
+        key: &[u8],
+        bytes: &[u8],
+    ) -> Result<Option<CausalContext>, CoreError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.sealer().open(ks.id(), key, bytes)?))
+    }
+
+    /// What a client sees of a (merged) object of `key`, and how many versions it stores.
+    pub fn reply_for(
+        &self,
+        ks_id: u64,
+        key: &[u8],
+        object: Option<&StoredObject>,
+    ) -> (ReadReply, usize) {
+        let view = replica::read(object);
+        let reply = ReadReply {
+            values: view.values,
+            context: self.sealer().seal(ks_id, key, &view.context),
+        };
+        (reply, view.stored_versions)
+    }
+
+    fn ack_for(&self, ks_id: u64, key: &[u8], reply: WriteReply) -> WriteAck {
+        WriteAck {
+            context: self.sealer().seal(ks_id, key, &reply.context),
+            siblings: reply.siblings,
+        }
+    }
+
+    pub fn load(&self, skey: &[u8]) -> Result<Option<StoredObject>, KeeperError<S::Error>> {
+        match self.store.get(skey).map_err(KeeperError::Store)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(StoredObject::decode(&bytes)?)),
+        }
+    }
+
+    /// Applies a put or delete as the key's minting replica and persists the result
+    /// (`durable`: before returning, fsynced). `wall_ms` is the wall clock now.
+    pub fn mint(
+        &self,
+        ks: &KeyspaceSpec,
+        write: ClientWrite<'_>,
+        wall_ms: u64,
+        durable: bool,
+    ) -> Result<Minted, KeeperError<S::Error>> {
+        let context = self.open_context(ks, write.key, write.context)?;
+        if let Some(c) = &context {
+            self.observe(c.hlc());
+        }
+        let skey = storage_key(ks.id(), write.key);
+        let current = self.load(&skey)?;
+        let outcome = replica::apply_write(
+            ks.kind,
+            current.as_ref(),
+            Write {
+                actor: self.actor,
+                context: context.as_ref(),
+                data: write.value.map(<[u8]>::to_vec),
+                request_id: write.request_id,
+                timestamp: self.tick(wall_ms),
+                max_siblings: ks.max_siblings as usize,
+            },
+        )?;
+        match outcome {
+            WriteOutcome::Applied {
+                object,
+                reply,
+                siblings,
+            } => {
+                let encoded = object.encode();
+                self.store
+                    .put(&skey, &encoded, durable)
+                    .map_err(KeeperError::Store)?;
+                Ok(Minted {
+                    ack: self.ack_for(ks.id(), write.key, reply),
+                    storage_key: skey,
+                    object: encoded,
+                    siblings,
+                    duplicate: false,
+                })
+            }
+            WriteOutcome::Duplicate { reply } => {
+                // A retry may follow a partial replication: send the current state again.
+                let siblings = current
+                    .as_ref()
+                    .map_or(0, |o| replica::read(Some(o)).stored_versions);
+                Ok(Minted {
+                    ack: self.ack_for(ks.id(), write.key, reply),
+                    storage_key: skey,
+                    object: current.map(|o| o.encode()).unwrap_or_default(),
+                    siblings,
+                    duplicate: true,
+                })
+            }
+        }
+    }
+
+    /// Merges a peer's state of a key (replication, hints, read repair, streaming). Returns
+    /// whether anything changed.
+    pub fn merge(
+        &self,
+        skey: &[u8],
+        encoded: &[u8],
+        durable: bool,
+    ) -> Result<bool, KeeperError<S::Error>> {
+        let incoming = StoredObject::decode(encoded)?;
+        self.observe(incoming.max_timestamp());
+        if parse_storage_key(skey).is_none() {
+            return Err(CoreError::MalformedStorageKey(format!(
+                "{} bytes from a peer",
+                skey.len()
+            ))
+            .into());
+        }
+        let merged = match self.load(skey)? {
+            Some(current) => {
+                let merged = current.merge(&incoming)?;
+                if merged.replicated_bytes() == current.replicated_bytes() {
+                    return Ok(false);
+                }
+                merged
+            }
+            None => incoming,
+        };
+        self.store
+            .put(skey, &merged.encode(), durable)
+            .map_err(KeeperError::Store)?;
+        Ok(true)
+    }
+
+    /// Makes every later timestamp larger than `ts`.
+    pub fn observe(&self, ts: u64) {
+        self.hlc.fetch_max(ts, Ordering::Relaxed);
+    }
+
+    fn tick(&self, wall_ms: u64) -> u64 {
+        let mut last = self.hlc.load(Ordering::Relaxed);
+        loop {
+            let next = crate::hlc::tick(last, wall_ms);
+            match self
+                .hlc
+                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
