@@ -7,6 +7,7 @@
 //! staged, committed, merged and retired is in [`history`].
 
 pub mod history;
+pub mod ownership;
 
 use crate::actor::ActorId;
 use crate::ring::{Change, Member, Placement};
