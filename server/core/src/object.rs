@@ -9,7 +9,7 @@ use crate::version::{RequestId, Version};
 use serde::{Deserialize, Serialize};
 
 /// First byte of every stored object; bump it when the layout changes.
-const OBJECT_FORMAT: u8 = 2;
+const OBJECT_FORMAT: u8 = 3;
 /// How many recent request ids a key remembers, so a retry is recognised even after a later
 /// write superseded the version it created.
 pub const RECENT_REQUESTS: usize = 16;
@@ -86,7 +86,13 @@ impl StoredObject {
                 .chain(s.recent.iter().map(|r| r.timestamp))
                 .max()
                 .unwrap_or(0),
-            StoredObject::Lww(r) => r.version.timestamp,
+            StoredObject::Lww(r) => r
+                .recent
+                .iter()
+                .map(|w| w.timestamp)
+                .chain([r.version.timestamp])
+                .max()
+                .unwrap_or(0),
         }
     }
 

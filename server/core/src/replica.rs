@@ -171,9 +171,26 @@ fn reply_for(object: &StoredObject, request_id: &RequestId) -> WriteReply {
 /// The versions a reader sees: tombstones hidden, and a write minted twice (a retry that
 /// reached a second replica before the first one's copy did) shown once. The context still
 /// covers both dots, so the reader's next write supersedes both.
+///
+/// A request is one write however many dots it got: once any of its dots is superseded
+/// (covered by the clock, no longer held), its other copies are superseded too and hidden.
+/// Otherwise the first replica's copy, returning after a crash or a partition, would come
+/// back as a sibling of the very write that replaced it. The stored state keeps the copy
+/// (a DVV cannot drop one value from the middle of an actor's run without breaking the
+/// merge laws) and reads return a context that covers it, so the next write removes it.
 fn live_versions(state: &SiblingsState) -> Vec<&Version> {
+    let live_dots: Vec<crate::dvv::Dot> = state.dvv.dotted_values().map(|(d, _)| d).collect();
+    let superseded: Vec<&RequestId> = state
+        .recent
+        .iter()
+        .filter(|r| state.dvv.covers(r.dot) && !live_dots.contains(&r.dot))
+        .map(|r| &r.request_id)
+        .collect();
     let mut out: Vec<&Version> = Vec::new();
     for v in state.dvv.values().filter(|v| !v.is_tombstone()) {
+        if superseded.contains(&&v.request_id) {
+            continue;
+        }
         if !out
             .iter()
             .any(|o| o.request_id == v.request_id && o.data == v.data)
@@ -198,7 +215,7 @@ fn apply_lww_write(
             });
         }
     };
-    if let Some(r) = current.filter(|r| r.version.request_id == w.request_id) {
+    if let Some(r) = current.filter(|r| r.has_seen(&w.request_id)) {
         return Ok(WriteOutcome::Duplicate {
             reply: reply_for(&StoredObject::Lww(r.clone()), &w.request_id),
         });
@@ -206,13 +223,24 @@ fn apply_lww_write(
     // A write must beat what this replica holds, even if its clock lags the stored value, and
     // what the client read, even if this replica has not received it yet.
     let floor = current.map_or(0, |r| r.version.timestamp.saturating_add(1));
+    let timestamp = after(w.timestamp, w.context).max(floor);
+    let written = RecentWrite {
+        timestamp,
+        // LWW mints no dots; the actor and timestamp name the write as uniquely.
+        dot: crate::dvv::Dot {
+            actor: w.actor,
+            counter: timestamp,
+        },
+        request_id: w.request_id,
+    };
     let register = LwwRegister {
         actor: w.actor,
         version: Version {
-            timestamp: after(w.timestamp, w.context).max(floor),
+            timestamp,
             data: w.data,
             request_id: w.request_id,
         },
+        recent: merge_recent(&[written], current.map_or(&[][..], |r| &r.recent)),
     };
     let object = StoredObject::Lww(register);
     Ok(WriteOutcome::Applied {
@@ -517,6 +545,75 @@ mod tests {
         let again = apply(&mut r1, b"x", None, 7);
         assert!(again.siblings.is_empty());
         assert_eq!(r1.obj.as_ref().unwrap().sibling_count(), 2);
+    }
+
+    #[test]
+    fn a_retry_minted_again_elsewhere_stays_superseded_when_the_first_copy_returns() {
+        // Replica 1 minted request 7 ("x") and went down before anyone got it; the client's
+        // retry minted "x" again on replica 2, and a later write with a context from
+        // replica 2 superseded it there. Replica 1's copy coming back is the same write: it
+        // must not come back as a sibling of the write that superseded it.
+        let mut r1 = Replica::new(ValueKind::Siblings);
+        apply(&mut r1, b"x", None, 7);
+        let mut r2 = Replica {
+            kind: ValueKind::Siblings,
+            obj: None,
+            next_id: 0,
+            clock: 5000,
+        };
+        let out = apply_write(
+            ValueKind::Siblings,
+            None,
+            Write {
+                actor: ActorId([2; 16]),
+                context: None,
+                data: Some(b"x".to_vec()),
+                request_id: [7; 16],
+                timestamp: 5000,
+                max_siblings: 100,
+            },
+        )
+        .unwrap();
+        let WriteOutcome::Applied { object, .. } = out else {
+            panic!("fresh replica applies")
+        };
+        r2.obj = Some(object);
+        let ctx = read(r2.obj.as_ref()).context;
+        let out = apply_write(
+            ValueKind::Siblings,
+            r2.obj.as_ref(),
+            Write {
+                actor: ActorId([2; 16]),
+                context: Some(&ctx),
+                data: Some(b"y".to_vec()),
+                request_id: [8; 16],
+                timestamp: 5001,
+                max_siblings: 100,
+            },
+        )
+        .unwrap();
+        let WriteOutcome::Applied { object, .. } = out else {
+            panic!("applies")
+        };
+        let merged = r1.obj.as_ref().unwrap().merge(&object).unwrap();
+        assert_eq!(read(Some(&merged)).values, vec![b"y".to_vec()]);
+        // The context covers the hidden copy, so the next write drops it for good.
+        r1.obj = Some(merged);
+        let ctx = read(r1.obj.as_ref()).context;
+        r1.write(Some(b"z"), Some(&ctx));
+        assert_eq!(r1.obj.as_ref().unwrap().sibling_count(), 1);
+    }
+
+    #[test]
+    fn a_late_copy_of_an_lww_request_superseded_since_mints_nothing() {
+        // The network delivers a client's put twice; between the two copies a write that
+        // had read the first one replaced it. The second copy must be acknowledged as a
+        // duplicate, not minted again with a later timestamp (which would bring it back).
+        let mut r = Replica::new(ValueKind::Lww);
+        let first = apply(&mut r, b"a", None, 1);
+        apply(&mut r, b"b", Some(&first.context), 2);
+        apply(&mut r, b"a", None, 1);
+        assert_eq!(r.values(), vec![b"b".to_vec()]);
     }
 
     #[test]

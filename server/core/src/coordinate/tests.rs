@@ -234,6 +234,7 @@ fn object(ts: u64) -> StoredObject {
             request_id: [ts as u8; 16],
             timestamp: ts,
         },
+        recent: Vec::new(),
     })
 }
 
