@@ -30,6 +30,18 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     }
 }
 
+impl<T: Store + ?Sized> Store for std::rc::Rc<T> {
+    type Error = T::Error;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
+        (**self).get(key)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) -> Result<(), Self::Error> {
+        (**self).put(key, value, durable)
+    }
+}
+
 /// An in-memory store that tells apart what reached "disk" from what a crash would lose.
 #[derive(Debug, Default)]
 pub struct MemStore {

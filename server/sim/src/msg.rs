@@ -1,0 +1,93 @@
+//! What travels on the simulated network: requests and their answers, matched by an rpc id
+//! the sender chose.
+
+use meridian_core::keeper::{ReadReply, WriteAck};
+use meridian_core::{ActorId, Consistency};
+
+#[derive(Debug, Clone)]
+pub enum Req {
+    /// Merge `object` (or keep it as a hint for `hint_for`).
+    Replicate {
+        skey: Vec<u8>,
+        object: Vec<u8>,
+        hint_for: Option<ActorId>,
+    },
+    /// A remote DC's share of a write.
+    Relay {
+        keyspace: String,
+        skey: Vec<u8>,
+        object: Vec<u8>,
+        wait_for: usize,
+        strict: bool,
+    },
+    /// A replica's state of one key.
+    Read { skey: Vec<u8> },
+    /// A client's put (`value`) or delete.
+    ClientWrite {
+        keyspace: String,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        context: Vec<u8>,
+        request_id: [u8; 16],
+        level: Consistency,
+    },
+    /// A client's read; `repair` asks every replica in scope (a read-repair pass).
+    ClientRead {
+        keyspace: String,
+        key: Vec<u8>,
+        level: Consistency,
+        repair: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Resp {
+    Stored,
+    Relayed(Vec<(ActorId, bool)>),
+    State(Option<Vec<u8>>),
+    Written(Result<WriteAck, String>),
+    ReadDone(Result<ReadReply, String>),
+    /// Refused or given up on.
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Req { rpc: u64, req: Req },
+    Resp { rpc: u64, resp: Resp },
+}
+
+impl Msg {
+    /// A short, stable description for the trace hash.
+    pub fn describe(&self) -> String {
+        match self {
+            Msg::Req { rpc, req } => {
+                let kind = match req {
+                    Req::Replicate { hint_for, .. } => {
+                        if hint_for.is_some() {
+                            "standin"
+                        } else {
+                            "replicate"
+                        }
+                    }
+                    Req::Relay { .. } => "relay",
+                    Req::Read { .. } => "read",
+                    Req::ClientWrite { .. } => "cwrite",
+                    Req::ClientRead { .. } => "cread",
+                };
+                format!("req{rpc}:{kind}")
+            }
+            Msg::Resp { rpc, resp } => {
+                let kind = match resp {
+                    Resp::Stored => "stored".to_string(),
+                    Resp::Relayed(a) => format!("relayed{}", a.len()),
+                    Resp::State(s) => format!("state{}", s.as_ref().map_or(0, Vec::len)),
+                    Resp::Written(r) => format!("written{}", r.is_ok()),
+                    Resp::ReadDone(r) => format!("readdone{}", r.is_ok()),
+                    Resp::Refused => "refused".into(),
+                };
+                format!("resp{rpc}:{kind}")
+            }
+        }
+    }
+}

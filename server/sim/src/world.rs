@@ -1,0 +1,626 @@
+//! The simulated world: nodes in several datacenters, clients, and a network that drops,
+//! duplicates, delays and reorders messages, partitions nodes and whole DCs, and crashes
+//! nodes, all from one seed, in one thread, on one clock.
+//!
+//! A run has three phases: chaos (faults and client traffic), healing (faults stop, crashed
+//! nodes restart, clients finish, hints drain), and a read-repair pass over every key. Then
+//! the checks in `check.rs` run.
+
+use crate::check;
+use crate::client::{Client, Next, Record};
+use crate::msg::{Msg, Req};
+use crate::node::{Ctx, Output, SimNode, Timer};
+use crate::rng::Rng;
+use meridian_core::layout::{LayoutHistory, LayoutMember, Role, StagedChange};
+use meridian_core::partition::partition_of;
+use meridian_core::{ActorId, Consistency, KeyspaceSpec, ValueKind};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+
+const CHAOS_END: u64 = 20_000;
+const CLIENTS_END: u64 = 26_000;
+const REPAIR_AT: u64 = 45_000;
+const END: u64 = 55_000;
+const HINT_TICK: u64 = 200;
+const FLUSH_EVERY: u64 = 2_000;
+const CLIENT_TIMEOUT: u64 = 1_500;
+const KEYS: usize = 5;
+
+/// The outcome of one seed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub seed: u64,
+    /// BLAKE3 of every event in order: one seed, one trace.
+    pub trace: String,
+    pub violations: Vec<String>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub nodes: usize,
+    pub dcs: usize,
+    pub writes: usize,
+    pub acked: usize,
+    pub crashes: u32,
+    pub partitions: u32,
+    pub dropped: u64,
+    pub hints_left: usize,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        from: ActorId,
+        to: ActorId,
+        msg: Msg,
+    },
+    NodeTimer {
+        node: usize,
+        timer: Timer,
+    },
+    ClientTick(usize),
+    ClientTimeout {
+        client: usize,
+        rpc: u64,
+    },
+    Fault,
+    Restart(usize),
+    Heal(usize),
+    Flush,
+    EndChaos,
+    RepairPass,
+}
+
+struct World {
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    nodes: Vec<SimNode>,
+    clients: Vec<Client>,
+    records: Vec<Record>,
+    keyspaces: Rc<Vec<KeyspaceSpec>>,
+    /// Active partitions: pairs that cannot talk, by partition number.
+    cuts: BTreeMap<usize, BTreeSet<(ActorId, ActorId)>>,
+    next_cut: usize,
+    chaos: bool,
+    /// `MERIDIAN_SIM_TRACE` set: print every event with its payload.
+    verbose: bool,
+    trace: blake3::Hasher,
+    stats: Stats,
+}
+
+pub fn run(seed: u64) -> Report {
+    let mut w = World::new(seed);
+    w.run();
+    let violations = check::check(&w.nodes, &w.keyspaces, KEYS, &w.records);
+    w.stats.writes = w.records.len();
+    w.stats.acked = w.records.iter().filter(|r| r.acked).count();
+    w.stats.hints_left = w.nodes.iter().map(SimNode::hint_count).sum();
+    Report {
+        seed,
+        trace: w.trace.finalize().to_hex().to_string(),
+        violations,
+        stats: w.stats,
+    }
+}
+
+fn keyspaces(dcs: &[String]) -> Vec<KeyspaceSpec> {
+    let mut out = Vec::new();
+    for (name, kind, sync) in [
+        ("durable", ValueKind::Siblings, true),
+        ("volatile", ValueKind::Siblings, false),
+        ("lww", ValueKind::Lww, true),
+    ] {
+        let mut ks = KeyspaceSpec::new(name, kind);
+        ks.sync_writes = Some(sync);
+        for dc in dcs {
+            ks.replication.insert(dc.clone(), 3);
+        }
+        out.push(ks);
+    }
+    out
+}
+
+impl World {
+    fn new(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let dc_count = rng.range(2, 4) as usize;
+        let per_dc = rng.range(3, 5) as usize;
+        let dcs: Vec<String> = (1..=dc_count).map(|d| format!("dc{d}")).collect();
+        let mut members = Vec::new();
+        for dc in &dcs {
+            for r in 0..per_dc {
+                let mut id = rng.bytes16();
+                id[12..].copy_from_slice(&[0; 4]);
+                members.push(LayoutMember {
+                    id: ActorId(id),
+                    dc: dc.clone(),
+                    rack: format!("r{r}"),
+                    capacity: 1,
+                    role: Role::Storage,
+                });
+            }
+        }
+        let mut secret = [0u8; 32];
+        secret[..16].copy_from_slice(&rng.bytes16());
+        secret[16..].copy_from_slice(&rng.bytes16());
+        let mut history = LayoutHistory::bootstrap(members[0].clone(), secret);
+        for m in &members[1..] {
+            history.stage(members[0].id, m.id, StagedChange::join_of(m));
+        }
+        history.commit();
+        for m in &members {
+            history.ack(m.id, 2);
+        }
+        history.settle(|_| true);
+        history.compact();
+        let history = Arc::new(history);
+        let keyspaces = Rc::new(keyspaces(&dcs));
+        let nodes = members
+            .iter()
+            .map(|m| {
+                let skew = rng.range(0, 50);
+                SimNode::new(m.id, &m.dc, history.clone(), keyspaces.clone(), skew)
+            })
+            .collect::<Vec<_>>();
+        let client_count = rng.range(3, 7) as usize;
+        let clients = (0..client_count)
+            .map(|i| {
+                let dc = &dcs[i % dcs.len()];
+                Client::new(i, dc, rng.range(20, 60) as u32)
+            })
+            .collect();
+        let stats = Stats {
+            nodes: nodes.len(),
+            dcs: dc_count,
+            ..Stats::default()
+        };
+        let mut w = Self {
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            clients,
+            records: Vec::new(),
+            keyspaces,
+            cuts: BTreeMap::new(),
+            next_cut: 0,
+            chaos: true,
+            verbose: std::env::var_os("MERIDIAN_SIM_TRACE").is_some(),
+            trace: blake3::Hasher::new(),
+            stats,
+        };
+        for i in 0..w.nodes.len() {
+            let at = w.rng.range(0, HINT_TICK);
+            w.at(
+                at,
+                Event::NodeTimer {
+                    node: i,
+                    timer: Timer::HintTick,
+                },
+            );
+        }
+        for c in 0..w.clients.len() {
+            let at = w.rng.range(0, 100);
+            w.at(at, Event::ClientTick(c));
+        }
+        w.at(500, Event::Fault);
+        w.at(FLUSH_EVERY, Event::Flush);
+        w.at(CHAOS_END, Event::EndChaos);
+        w.at(REPAIR_AT, Event::RepairPass);
+        w
+    }
+
+    fn at(&mut self, time: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((time, self.seq), event);
+    }
+
+    fn run(&mut self) {
+        while let Some(((time, _), event)) = self.queue.pop_first() {
+            if time > END {
+                break;
+            }
+            self.now = time;
+            self.stats.events += 1;
+            let line = describe(&event);
+            if self.verbose {
+                eprintln!("{time} {line} {}", detail(&event));
+            }
+            self.trace.update(format!("{time} {line}\n").as_bytes());
+            self.handle(event);
+        }
+    }
+
+    fn up(&self) -> BTreeSet<ActorId> {
+        self.nodes.iter().filter(|n| n.up).map(|n| n.id).collect()
+    }
+
+    fn node_index(&self, id: &ActorId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == *id)
+    }
+
+    fn cut(&self, a: &ActorId, b: &ActorId) -> bool {
+        self.cuts.values().any(|c| c.contains(&(*a, *b)))
+    }
+
+    /// Puts a message on the wire, with this phase's faults.
+    fn send(&mut self, from: ActorId, to: ActorId, msg: Msg) {
+        if from == to {
+            return self.at(self.now, Event::Deliver { from, to, msg });
+        }
+        if self.cut(&from, &to) || (self.chaos && self.rng.chance(0.02)) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let dc_of = |id: &ActorId| {
+            self.nodes
+                .iter()
+                .find(|n| n.id == *id)
+                .map(|n| n.dc.clone())
+                .or_else(|| {
+                    self.clients
+                        .iter()
+                        .find(|c| c.id == *id)
+                        .map(|c| c.dc.clone())
+                })
+        };
+        let same_dc = dc_of(&from) == dc_of(&to);
+        let mut delay = if same_dc {
+            self.rng.range(1, 5)
+        } else {
+            self.rng.range(20, 60)
+        };
+        if self.chaos && self.rng.chance(0.05) {
+            delay += self.rng.range(100, 800);
+        }
+        if self.chaos && self.rng.chance(0.02) {
+            let again = delay + self.rng.range(0, 200);
+            self.at(
+                self.now + again,
+                Event::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+        self.at(self.now + delay, Event::Deliver { from, to, msg });
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Event::NodeTimer { node, timer } => {
+                if !self.nodes[node].up {
+                    return;
+                }
+                let again = matches!(timer, Timer::HintTick);
+                self.with_node(node, |n, ctx| n.on_timer(timer, ctx));
+                if again {
+                    self.at(
+                        self.now + HINT_TICK,
+                        Event::NodeTimer {
+                            node,
+                            timer: Timer::HintTick,
+                        },
+                    );
+                }
+            }
+            Event::ClientTick(c) => self.client_start(c),
+            Event::ClientTimeout { client, rpc } => {
+                if self.clients[client].in_flight() == Some(rpc) {
+                    let next = self.clients[client].on_answer(rpc, None, &mut self.records);
+                    self.client_next(client, next);
+                }
+            }
+            Event::Fault => self.fault(),
+            Event::Restart(i) => {
+                if !self.nodes[i].up {
+                    self.nodes[i].restart();
+                    self.at(
+                        self.now + HINT_TICK,
+                        Event::NodeTimer {
+                            node: i,
+                            timer: Timer::HintTick,
+                        },
+                    );
+                }
+            }
+            Event::Heal(i) => {
+                self.cuts.remove(&i);
+            }
+            Event::Flush => {
+                for n in &self.nodes {
+                    if n.up {
+                        n.flush();
+                    }
+                }
+                self.at(self.now + FLUSH_EVERY, Event::Flush);
+            }
+            Event::EndChaos => {
+                self.chaos = false;
+                self.cuts.clear();
+                for i in 0..self.nodes.len() {
+                    self.handle(Event::Restart(i));
+                }
+            }
+            Event::RepairPass => self.repair_pass(),
+        }
+    }
+
+    fn with_node(&mut self, i: usize, f: impl FnOnce(&mut SimNode, &mut Ctx<'_>)) {
+        let up = self.up();
+        let mut ctx = Ctx {
+            now: self.now,
+            up: &up,
+            out: Vec::new(),
+        };
+        f(&mut self.nodes[i], &mut ctx);
+        let from = self.nodes[i].id;
+        for o in ctx.out {
+            match o {
+                Output::Send { to, msg } => self.send(from, to, msg),
+                Output::Timer { at, timer } => self.at(at, Event::NodeTimer { node: i, timer }),
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: ActorId, to: ActorId, msg: Msg) {
+        if let Some(i) = self.node_index(&to) {
+            if self.nodes[i].up {
+                self.with_node(i, |n, ctx| n.on_message(from, msg, ctx));
+            }
+            return;
+        }
+        let Some(c) = self.clients.iter().position(|c| c.id == to) else {
+            return;
+        };
+        if let Msg::Resp { rpc, resp } = msg {
+            let next = self.clients[c].on_answer(rpc, Some(resp), &mut self.records);
+            self.client_next(c, next);
+        }
+    }
+
+    fn client_start(&mut self, c: usize) {
+        if self.now >= CLIENTS_END || self.clients[c].in_flight().is_some() {
+            return;
+        }
+        let names: Vec<String> = self.keyspaces.iter().map(|k| k.name.clone()).collect();
+        let next = self.clients[c].start(&mut self.rng, &names, KEYS, &mut self.records);
+        if let Some(next) = next {
+            self.client_next(c, next);
+        }
+    }
+
+    fn client_next(&mut self, c: usize, next: Next) {
+        match next {
+            Next::Idle => {
+                let at = self.now + self.rng.range(5, 80);
+                self.at(at, Event::ClientTick(c));
+            }
+            Next::Send { rpc, req } => {
+                let Some(target) = self.client_target(c) else {
+                    // Nobody up in the client's DC: give the attempt up after the timeout.
+                    self.at(
+                        self.now + CLIENT_TIMEOUT,
+                        Event::ClientTimeout { client: c, rpc },
+                    );
+                    return;
+                };
+                self.clients[c].target = Some(target);
+                let from = self.clients[c].id;
+                self.send(from, target, Msg::Req { rpc, req });
+                self.at(
+                    self.now + CLIENT_TIMEOUT,
+                    Event::ClientTimeout { client: c, rpc },
+                );
+            }
+        }
+    }
+
+    /// Where a client sends its request: writes to a replica of the key in its DC (as the
+    /// SDK routes them), reads to any node of its DC; nodes believed up first.
+    fn client_target(&mut self, c: usize) -> Option<ActorId> {
+        let client = &self.clients[c];
+        let up = self.up();
+        if let Some(t) = client.target.filter(|t| up.contains(t)) {
+            return Some(t);
+        }
+        // An LWW write is retried only where it was first sent: minted again elsewhere it
+        // would get a later timestamp and could beat a write that had already seen it.
+        if client.is_write()
+            && let Some(t) = client.target
+            && client
+                .current_key()
+                .and_then(|(ks, _)| self.keyspaces.iter().find(|k| &k.name == ks))
+                .is_some_and(|k| k.kind == ValueKind::Lww)
+        {
+            return Some(t);
+        }
+        let local: Vec<ActorId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.dc == client.dc && up.contains(&n.id))
+            .map(|n| n.id)
+            .collect();
+        let mut candidates = local.clone();
+        if client.is_write()
+            && let Some((ks_name, key)) = client.current_key()
+            && let Some(ks) = self.keyspaces.iter().find(|k| &k.name == ks_name)
+        {
+            let own = self.nodes[0].ownership(&up);
+            let replicas: Vec<ActorId> = own
+                .replicas(ks, partition_of(ks.id(), key))
+                .into_iter()
+                .filter(|d| d.dc == client.dc)
+                .flat_map(|d| d.alive().collect::<Vec<_>>())
+                .collect();
+            if !replicas.is_empty() {
+                candidates = replicas;
+            }
+        }
+        self.rng.pick(&candidates).copied()
+    }
+
+    /// One fault, then the next one scheduled, while the chaos phase lasts.
+    fn fault(&mut self) {
+        if !self.chaos {
+            return;
+        }
+        let down = self.nodes.iter().filter(|n| !n.up).count();
+        match self.rng.range(0, 4) {
+            0 if down == 0 => {
+                let i = self.rng.range(0, self.nodes.len() as u64) as usize;
+                self.nodes[i].crash();
+                self.stats.crashes += 1;
+                let back = self.now + self.rng.range(500, 4_000);
+                self.at(back, Event::Restart(i));
+            }
+            1 => {
+                let i = self.rng.range(0, self.nodes.len() as u64) as usize;
+                let me = self.nodes[i].id;
+                let others: Vec<ActorId> = self.nodes.iter().map(|n| n.id).collect();
+                self.partition(&[me], &others);
+            }
+            2 => {
+                let dc = self.nodes[self.rng.range(0, self.nodes.len() as u64) as usize]
+                    .dc
+                    .clone();
+                let inside: Vec<ActorId> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.dc == dc)
+                    .map(|n| n.id)
+                    .collect();
+                let outside: Vec<ActorId> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.dc != dc)
+                    .map(|n| n.id)
+                    .collect();
+                self.partition(&inside, &outside);
+            }
+            _ => {}
+        }
+        let next = self.now + self.rng.range(500, 3_000);
+        self.at(next, Event::Fault);
+    }
+
+    fn partition(&mut self, a: &[ActorId], b: &[ActorId]) {
+        let mut pairs = BTreeSet::new();
+        for x in a {
+            for y in b {
+                if x != y {
+                    pairs.insert((*x, *y));
+                    pairs.insert((*y, *x));
+                }
+            }
+        }
+        let id = self.next_cut;
+        self.next_cut += 1;
+        self.cuts.insert(id, pairs);
+        self.stats.partitions += 1;
+        let heal = self.now + self.rng.range(500, 3_000);
+        self.at(heal, Event::Heal(id));
+    }
+
+    /// Reads every key once through the protocol, asking every replica, so read repair
+    /// brings replicas a crash left behind (a coordinator that died mid-fan-out) up to date.
+    fn repair_pass(&mut self) {
+        let janitor = ActorId([0xEE; 16]);
+        let names: Vec<String> = self.keyspaces.iter().map(|k| k.name.clone()).collect();
+        for (rpc, (ks, k)) in names
+            .iter()
+            .flat_map(|ks| (0..KEYS).map(move |k| (ks.clone(), k)))
+            .enumerate()
+        {
+            let node = self.rng.range(0, self.nodes.len() as u64) as usize;
+            let req = Req::ClientRead {
+                keyspace: ks,
+                key: format!("k{k}").into_bytes(),
+                level: Consistency::One,
+                repair: true,
+            };
+            let to = self.nodes[node].id;
+            self.send(
+                janitor,
+                to,
+                Msg::Req {
+                    rpc: rpc as u64,
+                    req,
+                },
+            );
+        }
+    }
+}
+
+/// What a message carries, for a human reading a replay.
+fn detail(event: &Event) -> String {
+    let values = |o: &[u8]| {
+        meridian_core::StoredObject::decode(o)
+            .map(|o| {
+                meridian_core::replica::read(Some(&o))
+                    .values
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    match event {
+        Event::Deliver {
+            msg: Msg::Req { req, .. },
+            ..
+        } => match req {
+            Req::Replicate {
+                object, hint_for, ..
+            } => {
+                format!("[{}] hint_for={hint_for:?}", values(object))
+            }
+            Req::Relay {
+                object, wait_for, ..
+            } => format!("[{}] wait_for={wait_for}", values(object)),
+            Req::ClientWrite {
+                keyspace,
+                key,
+                value,
+                level,
+                ..
+            } => format!(
+                "{keyspace}/{} = {:?} {level}",
+                String::from_utf8_lossy(key),
+                value.as_deref().map(String::from_utf8_lossy)
+            ),
+            Req::ClientRead {
+                keyspace,
+                key,
+                level,
+                ..
+            } => {
+                format!("{keyspace}/{} {level}", String::from_utf8_lossy(key))
+            }
+            Req::Read { .. } => String::new(),
+        },
+        Event::Deliver {
+            msg: Msg::Resp { resp, .. },
+            ..
+        } => format!("{resp:?}").chars().take(200).collect(),
+        _ => String::new(),
+    }
+}
+
+/// An event as the trace records it: enough to tell two runs apart, cheap to hash.
+fn describe(event: &Event) -> String {
+    match event {
+        Event::Deliver { from, to, msg } => format!("deliver {from} {to} {}", msg.describe()),
+        Event::NodeTimer { node, timer } => format!("timer {node} {timer:?}"),
+        other => format!("{other:?}"),
+    }
+}
