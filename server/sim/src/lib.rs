@@ -16,6 +16,7 @@ mod check;
 mod client;
 mod msg;
 mod node;
+pub mod placement;
 mod rng;
 mod world;
 
