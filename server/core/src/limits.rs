@@ -11,10 +11,39 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const DEFAULT_MAX_VALUE_BYTES: u32 = 10 * 1024;
 /// The largest per-keyspace limit we accept: it must fit a gRPC message with room to spare.
 pub const MAX_CONFIGURABLE_VALUE_BYTES: u32 = 2 * 1024 * 1024;
+/// Hint deliveries and partition-stream messages carry at most this many bytes of objects (a
+/// single larger object goes alone): far below the peers' 64 MiB message limit, so a run of
+/// large values can never make a batch that is refused over and over and wedges the queue.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Default cap on siblings of one key.
 pub const DEFAULT_MAX_SIBLINGS: u32 = 100;
 /// Past this many siblings a key is logged and counted as a warning.
 pub const WARN_SIBLINGS: usize = 25;
+
+/// Splits `items` into consecutive batches of at most `max_bytes` each by `size`; every
+/// batch holds at least one item, so an item larger than the budget travels alone.
+pub fn batches_by_bytes<T>(
+    items: Vec<T>,
+    size: impl Fn(&T) -> usize,
+    max_bytes: usize,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0usize;
+    for item in items {
+        let n = size(&item);
+        match out.last_mut() {
+            Some(batch) if !batch.is_empty() && bytes.saturating_add(n) <= max_bytes => {
+                bytes += n;
+                batch.push(item);
+            }
+            _ => {
+                bytes = n;
+                out.push(vec![item]);
+            }
+        }
+    }
+    out
+}
 
 pub fn check_key(key: &[u8]) -> Result<(), CoreError> {
     if key.is_empty() {
@@ -67,5 +96,13 @@ mod tests {
                 limit: 10
             }
         );
+    }
+
+    #[test]
+    fn batches_stay_under_the_byte_budget_and_a_large_item_goes_alone() {
+        let sizes = vec![3usize, 3, 3, 10, 1, 1];
+        let batches = batches_by_bytes(sizes, |n| *n, 6);
+        assert_eq!(batches, vec![vec![3, 3], vec![3], vec![10], vec![1, 1]]);
+        assert!(batches_by_bytes(Vec::<usize>::new(), |n| *n, 6).is_empty());
     }
 }

@@ -35,6 +35,19 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// The object itself is at fault (corrupt, of another kind, a malformed key): retrying
+    /// cannot help, unlike a storage or network failure.
+    pub fn is_bad_object(&self) -> bool {
+        matches!(
+            self,
+            NodeError::Core(
+                CoreError::CorruptObject(_)
+                    | CoreError::KindMismatch { .. }
+                    | CoreError::MalformedStorageKey(_)
+            ) | NodeError::InvalidArgument(_)
+        )
+    }
+
     pub fn grpc_code(&self) -> Code {
         match self {
             NodeError::Core(e) => match e {

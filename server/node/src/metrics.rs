@@ -22,6 +22,7 @@ pub struct Metrics {
     pub streamed_objects: IntCounter,
     pub peer_errors: IntCounter,
     pub reclaimed_bytes: IntCounter,
+    pub set_aside: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -108,8 +109,13 @@ impl Metrics {
             "meridian_reclaimed_bytes_total",
             "Bytes of data deleted because a retired layout version no longer gives this node its partitions",
         );
+        let set_aside = counter(
+            "meridian_objects_set_aside_total",
+            "Replicated objects (hints, streamed partitions) that could not be merged: reported, kept under set-aside/ in the node's metadata, and skipped",
+        );
         for c in [
-            Box::new(hints_queued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(set_aside.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(hints_queued.clone()),
             Box::new(hints_written.clone()),
             Box::new(hints_dropped.clone()),
             Box::new(hints_delivered.clone()),
@@ -148,6 +154,7 @@ impl Metrics {
             streamed_objects,
             peer_errors,
             reclaimed_bytes,
+            set_aside,
         }
     }
 

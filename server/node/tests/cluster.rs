@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestCluster, eventually, r, serial, w};
+use common::{TestCluster, eventually, metric_sum, r, serial, w};
 use meridian_sdk::{Client, Consistency, ErrorCode, proto as pb};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -396,25 +396,6 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
     )
     .await;
     assert_eq!(left.partitions, 0);
-}
-
-/// Sum of a counter over the running nodes' /metrics.
-async fn metric_sum(c: &TestCluster, name: &str) -> f64 {
-    let mut total = 0.0;
-    for (_, n) in c.running() {
-        let body = reqwest::get(format!("{}/metrics", n.http))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body");
-        total += body
-            .lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>();
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 use super::Cluster;
 use super::membership::now_ms;
+use meridian_core::limits::MAX_BATCH_BYTES;
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,10 @@ impl Cluster {
     /// node go to the key's current replicas instead.
     async fn redirect(&self, target: meridian_core::ActorId) {
         loop {
-            let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) else {
+            let Ok(batch) = self
+                .hints
+                .next_batch(target, BATCH, MAX_BATCH_BYTES, now_ms())
+            else {
                 return;
             };
             if batch.is_empty() {
@@ -64,7 +68,13 @@ impl Cluster {
                 for dc in topo.replicas(&ks, partition) {
                     for slot in dc.replicas {
                         let delivered = if slot.node == self.me {
-                            self.merge_local(&state).map(|_| ())
+                            match self.merge_local(&state) {
+                                Err(e) if e.is_bad_object() => {
+                                    self.set_aside("hint", target, &state, &e.to_string());
+                                    Ok(())
+                                }
+                                r => r.map(|_| ()),
+                            }
                         } else if slot.alive {
                             self.replicate_to(slot.node, &state, None).await
                         } else {
@@ -94,7 +104,9 @@ impl Cluster {
 
     async fn deliver(&self, target: meridian_core::ActorId) -> crate::error::NodeResult<()> {
         loop {
-            let batch = self.hints.next_batch(target, BATCH, now_ms())?;
+            let batch = self
+                .hints
+                .next_batch(target, BATCH, MAX_BATCH_BYTES, now_ms())?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -110,13 +122,25 @@ impl Cluster {
                     object: h.object.clone().into(),
                 })
                 .collect();
-            client
+            let response = client
                 .replicate(pb::ReplicateRequest {
                     objects,
                     hint_for: Default::default(),
                 })
                 .await
-                .map_err(|s| super::peers::peer_error(&target, "hint delivery", s))?;
+                .map_err(|s| super::peers::peer_error(&target, "hint delivery", s))?
+                .into_inner();
+            // What the target could not merge will not merge on a retry either: it is set
+            // aside here, and the rest of the queue moves on.
+            for r in &response.rejected {
+                if let Some(h) = batch.iter().find(|h| h.storage_key == r.storage_key) {
+                    let state = pb::ObjectState {
+                        storage_key: h.storage_key.clone().into(),
+                        object: h.object.clone().into(),
+                    };
+                    self.set_aside("hint", target, &state, &r.reason);
+                }
+            }
             self.hints.delivered(target, &batch)?;
             tracing::debug!(target_node = %target, hints = batch.len(), "hints delivered");
         }
@@ -139,7 +163,10 @@ impl Cluster {
                 tracing::warn!(target_node = %target, "no live node to take this node's hints");
                 continue;
             };
-            while let Ok(batch) = self.hints.next_batch(target, BATCH, now_ms()) {
+            while let Ok(batch) = self
+                .hints
+                .next_batch(target, BATCH, MAX_BATCH_BYTES, now_ms())
+            {
                 if batch.is_empty() {
                     break;
                 }

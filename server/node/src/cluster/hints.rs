@@ -200,8 +200,26 @@ impl Hints {
     }
 
     /// The next hints for `target`, oldest first; expired ones are dropped on the way.
-    pub fn next_batch(&self, target: ActorId, limit: usize, now_ms: u64) -> NodeResult<Vec<Hint>> {
-        let items = self.storage.hints_range(target.as_bytes(), None, limit)?;
+    /// The target's oldest hints: at most `limit` of them and `max_bytes` of payload (at
+    /// least one, however large).
+    pub fn next_batch(
+        &self,
+        target: ActorId,
+        limit: usize,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> NodeResult<Vec<Hint>> {
+        let mut items = self.storage.hints_range(target.as_bytes(), None, limit)?;
+        let mut bytes = 0usize;
+        let keep = items
+            .iter()
+            .take_while(|(_, v)| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(v.len());
+                first || bytes <= max_bytes
+            })
+            .count();
+        items.truncate(keep);
         let mut expired = Vec::new();
         let mut out = Vec::new();
         for (k, v) in items {

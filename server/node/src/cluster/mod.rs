@@ -15,6 +15,7 @@ pub mod peers;
 pub mod pipe;
 pub mod rebalance;
 pub mod reclaim;
+mod set_aside;
 pub mod topology;
 
 use crate::engine::Engine;

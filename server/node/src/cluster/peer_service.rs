@@ -12,18 +12,32 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 const STREAM_CHUNK: usize = 512;
+use meridian_core::limits::{MAX_BATCH_BYTES, batches_by_bytes};
 /// Answers a pipe may have queued before the sender waits.
 const PIPE_DEPTH: usize = 1024;
 
 type PipeStream = Pin<Box<dyn futures::Stream<Item = Result<pb::PeerResponse, Status>> + Send>>;
 
 /// Merges replicated objects, or keeps them as hints when this node stands in for another.
-fn apply_replicate(cluster: &Cluster, req: &pb::ReplicateRequest) -> Result<(), NodeError> {
+/// Stores replicated objects (or keeps them as hints). An object that cannot be merged is
+/// reported back, not allowed to fail the others; a storage failure fails the call.
+fn apply_replicate(
+    cluster: &Cluster,
+    req: &pb::ReplicateRequest,
+) -> Result<Vec<pb::RejectedObject>, NodeError> {
+    let mut rejected = Vec::new();
     if req.hint_for.is_empty() {
         for obj in &req.objects {
-            cluster.merge_local(obj)?;
+            match cluster.merge_local(obj) {
+                Ok(_) => {}
+                Err(e) if e.is_bad_object() => rejected.push(pb::RejectedObject {
+                    storage_key: obj.storage_key.clone(),
+                    reason: e.to_string(),
+                }),
+                Err(e) => return Err(e),
+            }
         }
-        return Ok(());
+        return Ok(rejected);
     }
     let bytes: [u8; 16] = req
         .hint_for
@@ -40,7 +54,18 @@ fn apply_replicate(cluster: &Cluster, req: &pb::ReplicateRequest) -> Result<(), 
             cluster.engine.syncs_storage_key(&obj.storage_key),
         )?;
     }
-    Ok(())
+    Ok(rejected)
+}
+
+/// A pipe call carries one object: one that cannot be merged fails the call.
+fn replicate_one(cluster: &Cluster, req: &pb::ReplicateRequest) -> Result<(), NodeError> {
+    match apply_replicate(cluster, req)?.first() {
+        Some(r) => Err(NodeError::InvalidArgument(format!(
+            "cannot merge the object: {}",
+            r.reason
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// This replica's stored objects for the given storage keys (empty bytes: nothing stored).
@@ -72,8 +97,8 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::ReplicateRequest>,
     ) -> Result<Response<pb::ReplicateResponse>, Status> {
-        apply_replicate(&self.cluster, &req.into_inner())?;
-        Ok(Response::new(pb::ReplicateResponse {}))
+        let rejected = apply_replicate(&self.cluster, &req.into_inner())?;
+        Ok(Response::new(pb::ReplicateResponse { rejected }))
     }
 
     type PipeStream = PipeStream;
@@ -90,7 +115,7 @@ impl pb::peer_server::Peer for PeerService {
             while let Ok(Some(r)) = inbound.message().await {
                 let (status, read) = match r.op {
                     Some(pb::peer_request::Op::Replicate(rep)) => {
-                        (apply_replicate(&cluster, &rep).err(), None)
+                        (replicate_one(&cluster, &rep).err(), None)
                     }
                     Some(pb::peer_request::Op::Read(rd)) => match read_states(&cluster, rd) {
                         Ok(resp) => (None, Some(resp)),
@@ -168,7 +193,7 @@ impl pb::peer_server::Peer for PeerService {
                         break;
                     };
                     after = Some(last.clone());
-                    let objects = chunk
+                    let objects: Vec<pb::ObjectState> = chunk
                         .into_iter()
                         .filter(|(k, _)| {
                             keyspaces.is_empty()
@@ -180,8 +205,17 @@ impl pb::peer_server::Peer for PeerService {
                             object: v.into(),
                         })
                         .collect();
-                    if tx.send(Ok(pb::PartitionChunk { objects })).await.is_err() {
-                        return;
+                    // Bounded by bytes, not count: a run of large values never makes a
+                    // message the peer refuses.
+                    let messages = batches_by_bytes(
+                        objects,
+                        |o: &pb::ObjectState| o.storage_key.len() + o.object.len(),
+                        MAX_BATCH_BYTES,
+                    );
+                    for objects in messages {
+                        if tx.send(Ok(pb::PartitionChunk { objects })).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }

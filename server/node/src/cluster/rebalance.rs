@@ -151,8 +151,15 @@ impl Cluster {
             .map_err(|s| super::peers::peer_error(&source, "partition stream", s))?
         {
             for obj in &chunk.objects {
-                self.merge_local(obj)?;
-                n += 1;
+                match self.merge_local(obj) {
+                    Ok(_) => n += 1,
+                    // One unmergeable object must not stop the stream (it would restart and
+                    // fail on it forever): it is reported and set aside.
+                    Err(e) if e.is_bad_object() => {
+                        self.set_aside("stream", source, obj, &e.to_string())
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.metrics.streamed_objects.inc_by(n);

@@ -425,6 +425,14 @@ impl TestCluster {
         .await
     }
 
+    /// Node `i`'s id as bytes.
+    pub fn id_bytes(&self, i: usize) -> Vec<u8> {
+        let hex = &self.node(i).node_id;
+        (0..hex.len() / 2)
+            .map(|j| u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).expect("hex node id"))
+            .collect()
+    }
+
     /// Hints queued on node `i`.
     pub async fn hints_on(&self, i: usize) -> u64 {
         let mut admin = self.admin(i).await;
@@ -469,4 +477,23 @@ impl TestCluster {
         }
         out
     }
+}
+
+/// Sum of a counter over the running nodes' /metrics.
+pub async fn metric_sum(c: &TestCluster, name: &str) -> f64 {
+    let mut total = 0.0;
+    for (_, n) in c.running() {
+        let body = reqwest::get(format!("{}/metrics", n.http))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        total += body
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
 }
