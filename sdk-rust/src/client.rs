@@ -73,6 +73,7 @@ pub struct ClientBuilder {
     local_dc: Option<String>,
     routing: bool,
     topology_refresh: Duration,
+    dc_failover: bool,
 }
 
 impl ClientBuilder {
@@ -87,6 +88,7 @@ impl ClientBuilder {
             local_dc: None,
             routing: true,
             topology_refresh: Duration::from_secs(5),
+            dc_failover: false,
         }
     }
 
@@ -112,8 +114,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Extra attempts for requests that failed with UNAVAILABLE (default 2). Writes keep
-    /// their request id across attempts, so a retry never creates a sibling.
+    /// Extra attempts for requests that failed with UNAVAILABLE (default 2), all within the
+    /// request's one deadline. Writes keep their request id across attempts, and a write that
+    /// reached a node and got no answer is retried at that node first (it may have stored
+    /// it), so a retry never creates a sibling.
     pub fn retries(mut self, n: usize) -> Self {
         self.retries = n;
         self
@@ -124,6 +128,16 @@ impl ClientBuilder {
     /// endpoint that answers.
     pub fn local_dc(mut self, dc: impl Into<String>) -> Self {
         self.local_dc = Some(dc.into());
+        self
+    }
+
+    /// Let `LOCAL_*` requests (and requests at the keyspace's default level, which may be
+    /// `LOCAL_*`) go to another datacenter when no node of the client's own is reachable
+    /// (default off). There, `LOCAL_*` means *that* datacenter: the data may not be what
+    /// this datacenter last wrote. Off, such a request fails with UNAVAILABLE naming the
+    /// datacenter instead.
+    pub fn failover_to_other_dcs(mut self, on: bool) -> Self {
+        self.dc_failover = on;
         self
     }
 
@@ -163,7 +177,20 @@ impl ClientBuilder {
         };
         let mut last = None;
         for i in 0..client.inner.nodes.len() {
-            match client.stream_on(&client.inner.nodes[i], 0).await {
+            let node = &client.inner.nodes[i];
+            // A listener that accepts and never speaks HTTP/2 must not hang the connect.
+            let opened = tokio::time::timeout(
+                client.inner.options.connect_timeout,
+                client.stream_on(node, 0),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorCode::Unavailable,
+                    format!("{}: no stream opened within the connect timeout", node.url),
+                ))
+            });
+            match opened {
                 Ok(_) => {
                     client.inner.active.store(i, Ordering::Relaxed);
                     if client.inner.options.routing {
@@ -524,13 +551,10 @@ impl Client {
             .map(|t| t.epoch)
     }
 
-    fn candidates(&self, op: &pb::operation::Op) -> Vec<String> {
-        use pb::operation::Op;
-        let (keyspace, key) = match op {
-            Op::Get(g) => (&g.keyspace, &g.key),
-            Op::Put(p) => (&p.keyspace, &p.key),
-            Op::Delete(d) => (&d.keyspace, &d.key),
-        };
+    /// Where `op` may go, best first; empty when the client has no topology. `local_only`
+    /// keeps to the client's DC.
+    fn candidates(&self, op: &pb::operation::Op, local_only: bool) -> Vec<String> {
+        let (keyspace, key) = op_key(op);
         let table = self
             .inner
             .table
@@ -540,13 +564,24 @@ impl Client {
         let Some(table) = table else {
             return Vec::new();
         };
-        let dc = self
-            .inner
+        let dc = self.local_dc();
+        table.candidates(dc.as_deref(), keyspace, key, local_only)
+    }
+
+    fn local_dc(&self) -> Option<String> {
+        self.inner
             .local_dc
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        table.candidates(dc.as_deref(), keyspace, key)
+            .clone()
+    }
+
+    fn has_table(&self) -> bool {
+        self.inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
     }
 
     fn routed_node(&self, url: &str) -> Result<Arc<Node>> {
@@ -581,28 +616,60 @@ impl Client {
         }
     }
 
-    /// Sends one operation, retrying on UNAVAILABLE on the next endpoint. The operation is
-    /// resent unchanged, request id included, so the server can recognise the retry.
+    /// Sends one operation within one deadline, retrying on UNAVAILABLE. The operation is
+    /// resent unchanged, request id included, so the server recognises the retry. A write
+    /// that reached a node and failed there is retried at that node first (it may have
+    /// minted it; another replica would mint it again); one that never got there moves on.
     async fn execute(
         &self,
         op: pb::operation::Op,
         timeout: Option<Duration>,
     ) -> Result<pb::OperationResult> {
         let timeout = timeout.unwrap_or(self.inner.options.timeout);
-        let candidates = self.candidates(&op);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let local_only = !self.inner.options.dc_failover && may_be_local(&op);
+        let candidates = self.candidates(&op, local_only);
+        if local_only
+            && candidates.is_empty()
+            && self.has_table()
+            && let Some(dc) = self.local_dc()
+        {
+            return Err(Error::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "no node of datacenter {dc} is reachable, and {} requests do not fail over \
+                     to other datacenters: use a level that is not LOCAL_*, or \
+                     ClientBuilder::failover_to_other_dcs",
+                    level_of(&op)
+                ),
+            ));
+        }
+        let is_write = !matches!(op, pb::operation::Op::Get(_));
         let operation = pb::Operation { op: Some(op) };
         let mut attempt = 0;
+        let mut pick = 0;
         loop {
             let node = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
-            // Routed: the next replica candidate on each attempt; otherwise the endpoints.
-            let routed = match candidates.get(attempt % candidates.len().max(1)) {
+            // Routed: a replica candidate; otherwise the endpoints.
+            let routed = match candidates.get(pick % candidates.len().max(1)) {
                 Some(url) => Some(self.routed_node(url)?),
                 None => None,
             };
+            let target = routed.as_ref().unwrap_or(&self.inner.nodes[node]).clone();
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut reached = false;
             let outcome = async {
-                let target = routed.as_ref().unwrap_or(&self.inner.nodes[node]);
-                let stream = self.stream(target).await?;
-                stream.call(operation.clone(), timeout).await
+                // Opening a stream waits at most for what is left of the deadline.
+                let stream = tokio::time::timeout(remaining, self.stream(&target))
+                    .await
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorCode::Unavailable,
+                            format!("{}: no stream opened within the deadline", target.url),
+                        )
+                    })??;
+                reached = true;
+                stream.call(operation.clone(), remaining).await
             }
             .await;
             let err = match outcome {
@@ -613,6 +680,19 @@ impl Client {
                 return Err(err);
             }
             attempt += 1;
+            let backoff = Duration::from_millis(20 * attempt as u64);
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(Error::new(
+                    ErrorCode::DeadlineExceeded,
+                    format!(
+                        "deadline of {timeout:?} reached after {attempt} attempts; last: {}",
+                        err.message
+                    ),
+                ));
+            }
+            if !(is_write && reached && attempt == 1) {
+                pick += 1;
+            }
             if routed.is_some() {
                 // A routed node failed: the topology may be stale.
                 if attempt == 1 && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
@@ -622,16 +702,15 @@ impl Client {
                         me.inner.refreshing.store(false, Ordering::Release);
                     });
                 }
-                tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
-                continue;
+            } else if pick > 0 || !is_write {
+                let _ = self.inner.active.compare_exchange(
+                    node,
+                    (node + 1) % self.inner.nodes.len(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
-            let _ = self.inner.active.compare_exchange(
-                node,
-                (node + 1) % self.inner.nodes.len(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+            tokio::time::sleep(backoff).await;
         }
     }
 
@@ -662,6 +741,47 @@ impl Client {
         *guard = Some(opened.clone());
         Ok(opened)
     }
+}
+
+fn op_key(op: &pb::operation::Op) -> (&String, &Bytes) {
+    use pb::operation::Op;
+    match op {
+        Op::Get(g) => (&g.keyspace, &g.key),
+        Op::Put(p) => (&p.keyspace, &p.key),
+        Op::Delete(d) => (&d.keyspace, &d.key),
+    }
+}
+
+fn level_of(op: &pb::operation::Op) -> String {
+    use pb::operation::Op;
+    let level = match op {
+        Op::Get(g) => g.consistency,
+        Op::Put(p) => p.consistency,
+        Op::Delete(d) => d.consistency,
+    };
+    match pb::Consistency::try_from(level) {
+        Ok(pb::Consistency::Unspecified) | Err(_) => "default-level (possibly LOCAL_*)".into(),
+        Ok(c) => c.as_str_name().to_string(),
+    }
+}
+
+/// Whether `op` is counted in the coordinator's datacenter: LOCAL_* levels, and the
+/// keyspace's default level, which the client cannot see and may be LOCAL_*.
+fn may_be_local(op: &pb::operation::Op) -> bool {
+    use pb::operation::Op;
+    let (level, explicit) = match op {
+        Op::Get(g) => (g.consistency, g.r),
+        Op::Put(p) => (p.consistency, p.w),
+        Op::Delete(d) => (d.consistency, d.w),
+    };
+    if explicit > 0 {
+        return false;
+    }
+    matches!(
+        pb::Consistency::try_from(level),
+        Ok(pb::Consistency::Unspecified | pb::Consistency::LocalOne | pb::Consistency::LocalQuorum)
+            | Err(_)
+    )
 }
 
 fn check(result: pb::OperationResult) -> Result<pb::OperationResult> {

@@ -63,7 +63,16 @@ impl RoutingTable {
     /// Where to send a request for `key`, best first: live owners of its partition in the
     /// local DC (first owner first: it is a replica for any factor), then the rest of the
     /// local DC, then owners elsewhere, then everyone else up.
-    pub fn candidates(&self, local_dc: Option<&str>, keyspace: &str, key: &[u8]) -> Vec<String> {
+    /// Nodes to send a request for `key` to, best first: the key's live replicas in
+    /// `local_dc`, then the rest of that DC, then (unless `local_only`) replicas elsewhere and
+    /// everyone else.
+    pub fn candidates(
+        &self,
+        local_dc: Option<&str>,
+        keyspace: &str,
+        key: &[u8],
+        local_only: bool,
+    ) -> Vec<String> {
         let partition = u32::from(partition_of(keyspace_id(keyspace), key));
         if partition >= self.partitions {
             return Vec::new();
@@ -97,6 +106,9 @@ impl RoutingTable {
                 if m.dc == local {
                     push(i, &mut out);
                 }
+            }
+            if local_only {
+                return out;
             }
         }
         for dc in self.dcs.keys() {
@@ -163,7 +175,7 @@ mod tests {
         .expect("table");
         let key = b"some-key";
         let p = partition_of(keyspace_id("demo"), key) as u32;
-        let c = t.candidates(Some("dc2"), "demo", key);
+        let c = t.candidates(Some("dc2"), "demo", key, false);
         let first_dc2 = if p.is_multiple_of(2) {
             "http://d"
         } else {
@@ -179,7 +191,11 @@ mod tests {
             "down nodes are skipped: {c:?}"
         );
         assert_eq!(c.len(), 4);
-        let c1 = t.candidates(Some("dc1"), "demo", key);
+        let c1 = t.candidates(Some("dc1"), "demo", key, false);
         assert!(c1[0] == "http://a" || c1[0] == "http://c", "{c1:?}");
+        // LOCAL_* requests never leave the client's DC.
+        let mut local = t.candidates(Some("dc2"), "demo", key, true);
+        local.sort();
+        assert_eq!(local, vec!["http://d".to_string(), "http://e".to_string()]);
     }
 }

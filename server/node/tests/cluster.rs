@@ -399,7 +399,7 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc() {
+async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc_only_below_local_levels() {
     let _serial = serial().await;
     let mut c = TestCluster::start(17, &two_dcs());
     c.converged().await;
@@ -469,6 +469,17 @@ async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc() {
         .await
         .expect("read fails over to the other DC");
     assert_eq!(g.values, vec![bytes::Bytes::from("v")]);
+    // LOCAL_* does not: it would be counted in dc1 and mean something else there.
+    let err = cl
+        .put_with("demo", "l1", "v", None, &w(Consistency::LocalQuorum))
+        .await
+        .expect_err("LOCAL_QUORUM with the client's DC down");
+    assert_eq!(err.code, meridian_sdk::ErrorCode::Unavailable, "{err:?}");
+    let g = cl
+        .get_with("demo", "l1", &r(Consistency::One))
+        .await
+        .expect("read at ONE from dc1");
+    assert!(g.values.is_empty(), "nothing was written in dc1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use common::{Node, sorted};
 use meridian_sdk::{Context, ErrorCode, FnResolver, WriteOptions, proto as pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 fn ctx_counter(ctx: &Context) -> u64 {
     let c = meridian_core::seal::peek(ctx.as_bytes()).expect("valid context");
@@ -511,4 +512,55 @@ async fn health_is_serving_and_metrics_parse() {
         text.contains("meridian_requests_total{code=\"OK\",op=\"put\"} 1"),
         "{text}"
     );
+}
+
+/// A node that stops answering (its address now accepts connections and never speaks) must
+/// not hold a request past its deadline, however many retries are allowed: the deadline is
+/// one for all attempts, and opening a stream counts against it. Connecting to such an
+/// address fails within the connect timeout too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_ends_at_its_deadline_when_the_node_stops_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let url = node.grpc.clone();
+    let c = meridian_sdk::Client::builder([url.clone()])
+        .timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .retries(50)
+        .routing(false)
+        .connect()
+        .await
+        .unwrap();
+    c.put("default", "k", "v", None).await.unwrap();
+    node.kill9();
+    // The same address, now a listener that accepts and never answers.
+    let addr = url.trim_start_matches("http://").to_string();
+    let silent = common::eventually(Duration::from_secs(30), "port free again", || async {
+        std::net::TcpListener::bind(&addr).ok()
+    })
+    .await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), c.get("default", "k")).await;
+    let err = outcome
+        .expect("the request ended instead of hanging")
+        .expect_err("nothing answers");
+    assert!(
+        matches!(
+            err.code,
+            ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+        ),
+        "{err:?}"
+    );
+    let connect = tokio::time::timeout(
+        Duration::from_secs(60),
+        meridian_sdk::Client::builder([url])
+            .connect_timeout(Duration::from_secs(2))
+            .routing(false)
+            .connect(),
+    )
+    .await;
+    assert!(
+        connect.expect("connect ended instead of hanging").is_err(),
+        "a silent address cannot be connected to"
+    );
+    drop(silent);
 }
