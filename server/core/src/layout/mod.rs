@@ -6,6 +6,7 @@
 //! message or a skewed clock cannot make one version mean two placements. How versions are
 //! staged, committed, merged and retired is in [`history`].
 
+pub mod agent;
 pub mod history;
 pub mod ownership;
 

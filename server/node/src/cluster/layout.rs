@@ -4,6 +4,7 @@
 
 use crate::error::{NodeError, NodeResult};
 use crate::storage::Storage;
+use meridian_core::layout::agent::LayoutAgent;
 use meridian_core::layout::{Digest, LayoutHistory, LayoutMember};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -55,13 +56,7 @@ impl LayoutKeeper {
     pub fn found(&self, first: LayoutMember) -> NodeResult<bool> {
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
-        let founded = self.update(|h| {
-            let empty = h.current().is_none();
-            if empty {
-                *h = LayoutHistory::bootstrap(first, secret);
-            }
-            empty
-        })?;
+        let founded = self.update(|h| LayoutAgent::found(h, first, secret))?;
         if founded {
             tracing::info!("founded a new cluster: layout version 1");
         }

@@ -1,21 +1,15 @@
-//! The background loop that keeps this node's layout in step with the cluster's:
-//!
-//! - **Exchange.** Each node gossips a fingerprint of its layout history; when a live peer's
-//!   differs, the two exchange histories (push-pull) and both hold the join.
-//! - **Bootstrap.** A node started without seeds founds a new cluster: version 1 with itself
-//!   and a random secret. One started with seeds waits for their layout; only if none of the
-//!   live peers has one after a grace period does the smallest id among them found it.
-//! - **Join.** Once it holds the cluster's layout, a node stages its own join (or its new rack
-//!   or capacity) and commits it: no operator step. A removed node never rejoins under its id.
-//! - **Commit and settle.** Any pending change is committed (the same pending changes on the
-//!   same version give byte-identical versions, so nodes committing at once agree), and old
-//!   versions retire once their live owners have acknowledged the newer one.
+//! The background loop that keeps this node's layout in step with the cluster's. The rules
+//! (founding, joining, committing, settling, whom to exchange with) are the core's
+//! [`LayoutAgent`]; this loop feeds it gossip's view of the peers, applies its changes
+//! through the [`LayoutKeeper`](super::layout::LayoutKeeper) and carries out the exchanges
+//! over gRPC (push-pull: both sides hold the merge afterwards).
 
 use super::Cluster;
 use crate::error::{NodeError, NodeResult};
-use meridian_core::layout::{LayoutHistory, LayoutMember, StagedChange};
+use meridian_core::layout::LayoutHistory;
+use meridian_core::layout::LayoutMember;
+use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_proto::v1 as pb;
-use rand::seq::IteratorRandom;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,20 +45,69 @@ impl LayoutSync {
         }
     }
 
+    fn agent(&self) -> LayoutAgent {
+        let c = &self.cluster;
+        let meta = c.meta();
+        LayoutAgent {
+            me: LayoutMember {
+                id: c.me,
+                dc: meta.dc.clone(),
+                rack: meta.rack.clone(),
+                capacity: meta.capacity.max(1),
+                role: c.role,
+            },
+            expects_peers: c.expects_peers,
+            bootstrap_grace_ms: BOOTSTRAP_GRACE.as_millis() as u64,
+        }
+    }
+
+    /// Gossip's view of the live peers' layouts.
+    fn peers(&self) -> Vec<PeerLayout> {
+        let topo = self.cluster.topology();
+        let mine = self.cluster.layout.fingerprint().to_string();
+        topo.members
+            .values()
+            .filter(|m| m.alive && m.meta.id != self.cluster.me)
+            .map(|m| PeerLayout {
+                id: m.meta.id,
+                version: m.layout_version,
+                differs: !m.layout_hash.is_empty() && m.layout_hash != mine,
+            })
+            .collect()
+    }
+
     async fn step(&mut self) -> NodeResult<()> {
         let before = self.cluster.layout.fingerprint();
-        self.exchange(1).await;
-        self.bootstrap_or_join()?;
-        // Settling only matters while a transition is under way (most ticks, nothing is).
+        let agent = self.agent();
+        self.exchange(&agent, 1).await;
+        let peers = self.peers();
         let topo = self.cluster.topology();
-        if self.cluster.layout.get().chain().len() > 1 {
-            self.cluster
-                .layout
-                .update(|h| h.settle(|id| topo.alive(id)))?;
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        let out = self
+            .cluster
+            .layout
+            .update(|h| agent.step(h, elapsed, &peers, secret, |id| topo.alive(id)))?;
+        if out.founded {
+            tracing::info!("founded a new cluster: layout version 1");
+        }
+        if out.staged {
+            tracing::info!(dc = %agent.me.dc, rack = %agent.me.rack, "staged this node's join");
+        }
+        if let Some((version, digest)) = out.committed {
+            tracing::info!(version, digest = %digest, "committed a layout version");
+        }
+        if out.removed && !self.warned_removed && !topo.owns_somewhere(&self.cluster.me) {
+            tracing::warn!(
+                "this node was removed from the layout and owns nothing; to use this machine \
+                 again, wipe its data directory and start it as a new node"
+            );
+            self.warned_removed = true;
         }
         if self.cluster.layout.fingerprint() != before {
             // A change made here spreads at once rather than at the next gossip round.
-            self.exchange(2).await;
+            self.exchange(&agent, 2).await;
         }
         self.publish().await;
         Ok(())
@@ -80,17 +123,12 @@ impl LayoutSync {
     }
 
     /// Exchanges histories with up to `n` live peers whose fingerprint differs from ours.
-    async fn exchange(&self, n: usize) {
+    async fn exchange(&self, agent: &LayoutAgent, n: usize) {
         let topo = self.cluster.topology();
-        let mine = self.cluster.layout.fingerprint().to_string();
-        let peers: Vec<_> = topo
-            .members
-            .values()
-            .filter(|m| m.alive && m.meta.id != self.cluster.me)
-            .filter(|m| !m.layout_hash.is_empty() && m.layout_hash != mine)
-            .map(|m| (m.meta.id, m.meta.grpc.clone()))
-            .choose_multiple(&mut rand::rng(), n);
-        for (peer, url) in peers {
+        for peer in agent.exchange_with(&self.peers(), n, rand::random()) {
+            let Some(url) = topo.grpc_of(&peer).map(str::to_string) else {
+                continue;
+            };
             if let Err(e) = self.exchange_with(peer, &url).await {
                 tracing::debug!(peer = %peer, error = %e, "layout exchange failed");
             }
@@ -111,74 +149,5 @@ impl LayoutSync {
             NodeError::Internal(format!("node {peer} sent an unreadable layout: {e}"))
         })?;
         self.cluster.layout.update(|h| h.merge(&theirs))
-    }
-
-    fn bootstrap_or_join(&mut self) -> NodeResult<()> {
-        let c = &self.cluster;
-        let me = c.me;
-        let meta = c.meta();
-        let desired = LayoutMember {
-            id: me,
-            dc: meta.dc.clone(),
-            rack: meta.rack.clone(),
-            capacity: meta.capacity.max(1),
-            role: c.role,
-        };
-        let history = c.layout.get();
-        if history.current().is_none() {
-            if self.may_found_cluster() {
-                c.layout.found(desired)?;
-            }
-            return Ok(());
-        }
-        if history.is_removed(&me) {
-            if !self.warned_removed && !c.topology().owns_somewhere(&me) {
-                tracing::warn!(
-                    "this node was removed from the layout and owns nothing; to use this \
-                     machine again, wipe its data directory and start it as a new node"
-                );
-                self.warned_removed = true;
-            }
-        } else {
-            let change = StagedChange::join_of(&desired);
-            let reflected = history
-                .current()
-                .and_then(|v| v.member(&me))
-                .is_some_and(|m| StagedChange::join_of(m) == change);
-            let staged = history.staged().get(&me).map(|s| &s.change) == Some(&change);
-            if !reflected && !staged {
-                c.layout.update(|h| h.stage(me, me, change.clone()))?;
-                tracing::info!(dc = %meta.dc, rack = %meta.rack, "staged this node's join");
-            }
-        }
-        if !c.layout.get().pending().is_empty() {
-            let committed = c
-                .layout
-                .update(|h| h.commit().map(|v| (v.version, v.digest())))?;
-            if let Some((version, digest)) = committed {
-                tracing::info!(version, digest = %digest, "committed a layout version");
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether this node founds the cluster: it was given no seeds, or none of the live
-    /// peers holds a layout after the grace period and this node has the smallest id.
-    fn may_found_cluster(&self) -> bool {
-        if !self.cluster.expects_peers {
-            return true;
-        }
-        if self.started.elapsed() < BOOTSTRAP_GRACE {
-            return false;
-        }
-        let topo = self.cluster.topology();
-        let live: Vec<_> = topo
-            .members
-            .values()
-            .filter(|m| m.alive && m.meta.id != self.cluster.me)
-            .collect();
-        !live.is_empty()
-            && live.iter().all(|m| m.layout_version == 0)
-            && live.iter().all(|m| m.meta.id > self.cluster.me)
     }
 }
