@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod history;
 pub mod ownership;
+pub mod streaming;
 
 use crate::actor::ActorId;
 use crate::ring::{Change, Member, Placement};

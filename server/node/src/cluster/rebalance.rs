@@ -12,96 +12,54 @@ use super::Cluster;
 use crate::error::{NodeError, NodeResult};
 use meridian_core::ActorId;
 use meridian_core::layout::StagedChange;
+use meridian_core::layout::streaming::StreamGate;
 use meridian_proto::v1 as pb;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Cluster {
-    /// How many owners of a partition in this DC hold its data: the largest factor of any
-    /// keyspace here. Rank matters, not just presence in the (wider) preference list: a node
-    /// that moves up into the first N owners must fetch what it did not receive as N+1st.
+    /// The widest factor of a keyspace in this DC (see `Ownership::local_width`).
     pub(super) fn local_width(&self, topo: &super::topology::Topology) -> usize {
-        self.engine
-            .keyspaces()
-            .list()
-            .iter()
-            .flat_map(|ks| topo.factors(ks))
-            .filter(|(dc, _)| *dc == self.my_dc)
-            .map(|(_, rf)| rf)
-            .max()
-            .unwrap_or(1)
+        topo.local_width(&self.engine.keyspaces().list())
     }
 
+    /// Streams what each new layout version gives this node and then acknowledges it. The
+    /// core decides when (`StreamGate`) and from whom (`Ownership::stream_plan`).
     pub(super) async fn stream_gained_partitions(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(300));
-        // (version, when every live node was first seen holding it)
-        let mut adopted: Option<(u64, Instant)> = None;
+        let mut gate = StreamGate::default();
+        let epoch = Instant::now();
         loop {
             tick.tick().await;
             let topo = self.topology();
-            let Some(current) = topo.current_version() else {
+            let keyspaces = self.engine.keyspaces().list();
+            let Some(plan) = topo.stream_plan(&keyspaces) else {
                 continue;
             };
-            let version = current.version;
-            if !topo.stores_data() || topo.history.acked(&self.me, current) {
-                continue;
-            }
+            let version = plan.version;
             let lagging = topo
                 .members
                 .values()
                 .filter(|m| m.alive && m.meta.id != self.me && m.layout_version < version)
                 .count();
-            if lagging > 0 {
-                adopted = None;
-                continue;
-            }
-            let since = match adopted {
-                Some((v, t)) if v == version => t,
-                _ => {
-                    adopted = Some((version, Instant::now()));
-                    continue;
-                }
-            };
+            let now = epoch.elapsed().as_millis() as u64;
             // In-flight writes coordinated under the previous layout end within a peer call.
-            if since.elapsed() < self.peers.timeout() {
+            let wait = self.peers.timeout().as_millis() as u64;
+            if !gate.ready(version, lagging, now, wait) {
                 continue;
             }
-            let keyspaces = self.engine.keyspaces().list();
-            let width = self.local_width(&topo);
-            let mine: Vec<u64> = keyspaces
-                .iter()
-                .filter(|ks| topo.factors(ks).iter().any(|(dc, _)| *dc == self.my_dc))
-                .map(|ks| ks.id())
-                .collect();
-            let gained = topo.gained(topo.history.acked_version(&self.me), width);
-            let total = gained.len();
             let started = Instant::now();
-            // One stream per source, covering every gained partition it held.
-            let mut by_source: BTreeMap<(ActorId, bool), Vec<u16>> = BTreeMap::new();
-            let mut unsourced = 0usize;
-            for (partition, sources, remote) in &gained {
-                let live: Vec<_> = sources.iter().filter(|s| topo.alive(s)).collect();
-                if live.is_empty() && !sources.is_empty() {
-                    unsourced += 1;
-                }
-                for s in live {
-                    by_source.entry((*s, *remote)).or_default().push(*partition);
-                }
-            }
             let mut objects = 0u64;
-            let mut complete = unsourced == 0;
-            for ((source, remote), partitions) in by_source {
-                // From another DC, only the keyspaces that live in this one.
-                let filter = if remote { mine.clone() } else { Vec::new() };
-                if remote && filter.is_empty() {
-                    continue;
-                }
-                match self.pull_partitions(source, &partitions, filter).await {
+            let mut complete = plan.complete;
+            for pull in plan.pulls {
+                match self
+                    .pull_partitions(pull.source, &pull.partitions, pull.keyspaces)
+                    .await
+                {
                     Ok(n) => objects += n,
                     Err(e) => {
                         complete = false;
-                        tracing::warn!(source = %source, error = %e, "partition stream failed");
+                        tracing::warn!(source = %pull.source, error = %e, "partition stream failed");
                     }
                 }
             }
@@ -115,7 +73,7 @@ impl Cluster {
             match self.layout.update(|h| h.ack(self.me, version)) {
                 Ok(()) => tracing::info!(
                     version,
-                    partitions = total,
+                    partitions = plan.partitions,
                     objects,
                     ms = started.elapsed().as_millis() as u64,
                     "holds its data for the layout version: acknowledged"
