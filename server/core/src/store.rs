@@ -75,12 +75,19 @@ impl MemStore {
         all.into_iter().collect()
     }
 
-    /// Entries whose key starts with `prefix`.
+    /// Entries whose key starts with `prefix`, in key order.
     pub fn scan(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.entries()
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .collect()
+        let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for map in [&self.durable, &self.volatile] {
+            let map = map.borrow();
+            for (k, v) in map
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Removes a key (durably: deletions in the simulation are hint bookkeeping, which

@@ -16,23 +16,36 @@ use meridian_core::replica;
 use meridian_core::{KeyspaceSpec, StoredObject, ValueKind};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// `view`: a live node with the newest layout, whose ownership the checks use.
 pub fn check(
     nodes: &[SimNode],
+    view: usize,
     keyspaces: &[KeyspaceSpec],
     keys: usize,
     records: &[Record],
 ) -> Vec<String> {
     let mut violations = Vec::new();
-    let up = nodes.iter().map(|n| n.id).collect();
-    let Some(first) = nodes.first() else {
+    let up: BTreeSet<_> = nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
+    let Some(first) = nodes.get(view) else {
         return violations;
     };
     let own = first.ownership(&up);
-    let fingerprint = first.history.fingerprint();
-    for n in nodes {
-        if n.history.fingerprint() != fingerprint {
-            violations.push(format!("node {} holds a different layout", n.id));
+    let fingerprint = first.fingerprint;
+    for n in nodes.iter().filter(|n| n.up) {
+        if n.fingerprint != fingerprint {
+            violations.push(format!(
+                "node {} holds a different layout (version {} vs {})",
+                n.id,
+                n.version(),
+                first.version()
+            ));
         }
+    }
+    if own.chain().len() != 1 {
+        violations.push(format!(
+            "the layout did not settle: versions {:?} still active",
+            own.chain().iter().map(|v| v.version).collect::<Vec<_>>()
+        ));
     }
     for ks in keyspaces {
         for k in 0..keys {
@@ -62,6 +75,7 @@ pub fn check(
                 }
             }
             let name = format!("{}/k{k}", ks.name);
+            let before = violations.len();
             if states.len() > 1 {
                 violations.push(format!(
                     "{name}: replicas disagree ({} different states among {:?})",
@@ -74,7 +88,6 @@ pub fn check(
                 .iter()
                 .filter(|r| r.keyspace == ks.name && r.key == key)
                 .collect();
-            let before = violations.len();
             check_key(&name, ks, &live, &writes, &mut violations);
             if violations.len() > before && std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some() {
                 for r in &writes {

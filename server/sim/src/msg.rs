@@ -31,6 +31,16 @@ pub enum Req {
         request_id: [u8; 16],
         level: Consistency,
     },
+    /// Push-pull of layout histories. Carried as the structure, not bytes: encoding is the
+    /// node's transport (protobuf), and it would cost most of a simulated run.
+    Layout {
+        history: std::sync::Arc<meridian_core::layout::LayoutHistory>,
+    },
+    /// Every object of these partitions (only these keyspaces, unless empty).
+    Stream {
+        partitions: Vec<u16>,
+        keyspaces: Vec<u64>,
+    },
     /// A client's read; `repair` asks every replica in scope (a read-repair pass).
     ClientRead {
         keyspace: String,
@@ -45,6 +55,8 @@ pub enum Resp {
     Stored,
     Relayed(Vec<(ActorId, bool)>),
     State(Option<Vec<u8>>),
+    Layout(std::sync::Arc<meridian_core::layout::LayoutHistory>),
+    Objects(Vec<(Vec<u8>, Vec<u8>)>),
     Written(Result<WriteAck, String>),
     ReadDone(Result<ReadReply, String>),
     /// Refused or given up on.
@@ -72,6 +84,8 @@ impl Msg {
                     }
                     Req::Relay { .. } => "relay",
                     Req::Read { .. } => "read",
+                    Req::Layout { .. } => "layout",
+                    Req::Stream { .. } => "stream",
                     Req::ClientWrite { .. } => "cwrite",
                     Req::ClientRead { .. } => "cread",
                 };
@@ -82,6 +96,8 @@ impl Msg {
                     Resp::Stored => "stored".to_string(),
                     Resp::Relayed(a) => format!("relayed{}", a.len()),
                     Resp::State(s) => format!("state{}", s.as_ref().map_or(0, Vec::len)),
+                    Resp::Layout(_) => "layout".into(),
+                    Resp::Objects(o) => format!("objects{}", o.len()),
                     Resp::Written(r) => format!("written{}", r.is_ok()),
                     Resp::ReadDone(r) => format!("readdone{}", r.is_ok()),
                     Resp::Refused => "refused".into(),

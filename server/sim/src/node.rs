@@ -9,8 +9,10 @@ use meridian_core::coordinate::{
     WriteCoordinator,
 };
 use meridian_core::keeper::{ClientWrite, Keeper, WriteAck};
-use meridian_core::layout::LayoutHistory;
+use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_core::layout::ownership::Ownership;
+use meridian_core::layout::streaming::StreamGate;
+use meridian_core::layout::{Digest, LayoutHistory, LayoutMember};
 use meridian_core::partition::{parse_storage_key, partition_of, storage_key};
 use meridian_core::store::{MemStore, Store};
 use meridian_core::{ActorId, ContextSeal, KeyspaceSpec, StoredObject};
@@ -32,6 +34,7 @@ pub enum Timer {
     Job(u64),
     CallTimeout(u64),
     HintTick,
+    LayoutTick,
 }
 
 #[derive(Debug)]
@@ -45,7 +48,21 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// Nodes the failure detector believes up.
     pub up: &'a BTreeSet<ActorId>,
+    /// What gossip says of each live node's layout: (version, fingerprint).
+    pub layouts: &'a BTreeMap<ActorId, (u64, Digest)>,
+    /// Fresh randomness for this input.
+    pub random: u64,
     pub out: Vec<Output>,
+}
+
+/// Ownership as last built: for which history (fingerprint) and which live set.
+type OwnershipCache = (Digest, BTreeSet<ActorId>, Rc<Ownership>);
+
+/// A layout version's streams in flight.
+struct Streaming {
+    version: u64,
+    outstanding: usize,
+    failed: bool,
 }
 
 enum Kind {
@@ -73,6 +90,8 @@ enum Input {
 enum Pending {
     Call { job: u64, call: CallId },
     Hint(Vec<u8>),
+    Layout,
+    Stream,
     Fire,
 }
 
@@ -85,8 +104,19 @@ pub struct SimNode {
     pub hints: Rc<MemStore>,
     keeper: Keeper<Rc<MemStore>>,
     pub history: Arc<LayoutHistory>,
+    /// The history as last made durable.
+    stored_layout: Arc<LayoutHistory>,
+    /// The history's fingerprint, as gossip would carry it.
+    pub fingerprint: Digest,
+    own_cache: std::cell::RefCell<Option<OwnershipCache>>,
+    agent: LayoutAgent,
+    gate: StreamGate,
+    streaming: Option<Streaming>,
+    started: u64,
     keyspaces: Rc<Vec<KeyspaceSpec>>,
     seal: ContextSeal,
+    /// The layout's cluster secret the seal was made from.
+    secret: Option<[u8; 32]>,
     /// This node's wall clock runs this far ahead of simulated time.
     skew: u64,
     jobs: BTreeMap<u64, Job>,
@@ -98,21 +128,22 @@ pub struct SimNode {
 }
 
 impl SimNode {
+    /// A node that starts as `me`, holding `history` (empty for a node that joins later:
+    /// it learns the layout from its peers and joins by itself).
     pub fn new(
-        id: ActorId,
-        dc: &str,
-        history: Arc<LayoutHistory>,
+        me: LayoutMember,
+        history: LayoutHistory,
         keyspaces: Rc<Vec<KeyspaceSpec>>,
         skew: u64,
+        now: u64,
     ) -> Self {
-        let seal = history
-            .current()
-            .map(|v| ContextSeal::new(*v.secret()))
-            .unwrap_or_else(|| ContextSeal::new([0; 32]));
         let data = Rc::new(MemStore::new());
-        Self {
+        let seal = seal_of(&history);
+        let history_secret = history.current().map(|v| *v.secret());
+        let id = me.id;
+        let mut node = Self {
             id,
-            dc: dc.to_string(),
+            dc: me.dc.clone(),
             up: true,
             incarnation: 0,
             keeper: Keeper::new(
@@ -122,8 +153,20 @@ impl SimNode {
             ),
             data,
             hints: Rc::new(MemStore::new()),
-            history,
+            fingerprint: history.fingerprint(),
+            own_cache: std::cell::RefCell::new(None),
+            stored_layout: Arc::new(LayoutHistory::default()),
+            history: Arc::new(history),
+            agent: LayoutAgent {
+                me,
+                expects_peers: true,
+                bootstrap_grace_ms: 3_000,
+            },
+            gate: StreamGate::default(),
+            streaming: None,
+            started: now,
             keyspaces,
+            secret: history_secret,
             seal,
             skew,
             jobs: BTreeMap::new(),
@@ -132,7 +175,9 @@ impl SimNode {
             next_rpc: 0,
             hint_seq: 0,
             hints_in_flight: BTreeSet::new(),
-        }
+        };
+        node.persist_layout();
+        node
     }
 
     /// Power cut: unsynced writes, hints and every request in flight are gone.
@@ -143,11 +188,22 @@ impl SimNode {
         self.jobs.clear();
         self.pending.clear();
         self.hints_in_flight.clear();
+        self.streaming = None;
+        self.gate = StreamGate::default();
     }
 
     /// Back after a crash, minting under the next incarnation (the node's rule after an
     /// unclean stop), so no dot it minted and lost is minted again.
-    pub fn restart(&mut self) {
+    pub fn restart(&mut self, now: u64) {
+        // The layout was fsynced with every change: it is what the node comes back with.
+        {
+            let h = self.stored_layout.clone();
+            self.fingerprint = h.fingerprint();
+            self.history = h;
+            self.seal = seal_of(&self.history);
+            self.secret = self.history.current().map(|v| *v.secret());
+        }
+        self.started = now;
         self.incarnation += 1;
         let actor = ActorId::for_incarnation(self.id.0, self.incarnation);
         self.keeper = Keeper::new(self.data.clone(), actor, self.seal.clone());
@@ -160,12 +216,33 @@ impl SimNode {
         self.hints.flush();
     }
 
+    /// The current layout version (0 before the node has one).
+    pub fn version(&self) -> u64 {
+        self.history.current().map_or(0, |v| v.version)
+    }
+
     pub fn keeper(&self) -> &Keeper<Rc<MemStore>> {
         &self.keeper
     }
 
-    pub fn ownership(&self, up: &BTreeSet<ActorId>) -> Ownership {
-        Ownership::new(self.id, &self.dc, self.history.clone(), up.clone())
+    /// Ownership under this node's layout and `up`, rebuilt only when either changed (it
+    /// copies the active versions).
+    pub fn ownership(&self, up: &BTreeSet<ActorId>) -> Rc<Ownership> {
+        let mut cache = self.own_cache.borrow_mut();
+        if let Some((fp, u, own)) = cache.as_ref()
+            && *fp == self.fingerprint
+            && u == up
+        {
+            return own.clone();
+        }
+        let own = Rc::new(Ownership::new(
+            self.id,
+            &self.dc,
+            self.history.clone(),
+            up.clone(),
+        ));
+        *cache = Some((self.fingerprint, up.clone(), own.clone()));
+        own
     }
 
     pub fn hint_count(&self) -> usize {
@@ -224,6 +301,7 @@ impl SimNode {
                 }
             }
             Timer::HintTick => self.replay_hints(ctx),
+            Timer::LayoutTick => self.layout_tick(ctx),
         }
     }
 
@@ -246,6 +324,30 @@ impl SimNode {
                     },
                 };
                 self.respond(origin, resp, ctx);
+            }
+            Req::Layout { history } => {
+                self.change_layout(|h| {
+                    h.merge(&history);
+                });
+                let mine = self.history.clone();
+                self.respond(origin, Resp::Layout(mine), ctx);
+            }
+            Req::Stream {
+                partitions,
+                keyspaces,
+            } => {
+                let mut objects = Vec::new();
+                for p in partitions {
+                    for (k, v) in self.data.scan(&p.to_be_bytes()) {
+                        let wanted = parse_storage_key(&k).is_some_and(|(_, ks, _)| {
+                            keyspaces.is_empty() || keyspaces.contains(&ks)
+                        });
+                        if wanted {
+                            objects.push((k, v));
+                        }
+                    }
+                }
+                self.respond(origin, Resp::Objects(objects), ctx);
             }
             Req::Read { skey } => {
                 let state = self.data.get(&skey).unwrap_or_else(|e| match e {});
@@ -522,6 +624,14 @@ impl SimNode {
         };
         match pending {
             Pending::Fire => {}
+            Pending::Layout => {
+                if let Resp::Layout(theirs) = resp {
+                    self.change_layout(|h| {
+                        h.merge(&theirs);
+                    });
+                }
+            }
+            Pending::Stream => self.streamed(resp),
             Pending::Hint(key) => {
                 self.hints_in_flight.remove(&key);
                 if matches!(resp, Resp::Stored) {
@@ -542,6 +652,131 @@ impl SimNode {
                 self.step(job, Input::Answer(call, answer), ctx);
             }
         }
+    }
+
+    /// Changes the layout history, and when it changed, stores it durably first (a node must
+    /// never forget a version it acknowledged or committed) and adopts its secret.
+    fn change_layout<R>(&mut self, f: impl FnOnce(&mut LayoutHistory) -> R) -> R {
+        let mut next = (*self.history).clone();
+        let r = f(&mut next);
+        next.compact();
+        if next != *self.history {
+            self.fingerprint = next.fingerprint();
+            self.history = Arc::new(next);
+            self.persist_layout();
+            let secret = self.history.current().map(|v| *v.secret());
+            if secret != self.secret {
+                self.secret = secret;
+                self.seal = seal_of(&self.history);
+                self.keeper.set_seal(self.seal.clone());
+            }
+        }
+        r
+    }
+
+    /// The node fsyncs its layout with every change: what it comes back with after a crash.
+    fn persist_layout(&mut self) {
+        self.stored_layout = self.history.clone();
+    }
+
+    /// The layout agent's tick, then streaming for a version this node has not acknowledged.
+    fn layout_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let mine = self.fingerprint;
+        let peers: Vec<PeerLayout> = ctx
+            .layouts
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, (version, fp))| PeerLayout {
+                id: *id,
+                version: *version,
+                differs: *fp != mine,
+            })
+            .collect();
+        for peer in self.agent.exchange_with(&peers, 1, ctx.random) {
+            let req = Req::Layout {
+                history: self.history.clone(),
+            };
+            self.call(peer, req, Pending::Layout, ctx);
+        }
+        let agent = self.agent.clone();
+        let elapsed = ctx.now.saturating_sub(self.started);
+        let up = ctx.up.clone();
+        let mut secret = [0u8; 32];
+        secret[..8].copy_from_slice(&ctx.random.to_be_bytes());
+        if !agent.idle(&self.history) {
+            self.change_layout(|h| agent.step(h, elapsed, &peers, secret, |id| up.contains(id)));
+        }
+        if self.streaming.is_some() {
+            return;
+        }
+        let own = self.ownership(ctx.up);
+        let Some(plan) = own.stream_plan(&self.keyspaces) else {
+            return;
+        };
+        let lagging = ctx
+            .layouts
+            .iter()
+            .filter(|(id, (v, _))| **id != self.id && *v < plan.version)
+            .count();
+        if !self
+            .gate
+            .ready(plan.version, lagging, ctx.now, CALL_TIMEOUT)
+            || !plan.complete
+        {
+            return;
+        }
+        if plan.pulls.is_empty() {
+            let (me, version) = (self.id, plan.version);
+            self.change_layout(|h| h.ack(me, version));
+            return;
+        }
+        self.streaming = Some(Streaming {
+            version: plan.version,
+            outstanding: plan.pulls.len(),
+            failed: false,
+        });
+        for pull in plan.pulls {
+            let req = Req::Stream {
+                partitions: pull.partitions,
+                keyspaces: pull.keyspaces,
+            };
+            self.call(pull.source, req, Pending::Stream, ctx);
+        }
+    }
+
+    /// One pull answered (or given up on); the last one acknowledges the version if every
+    /// pull brought its partitions.
+    fn streamed(&mut self, resp: Resp) {
+        let Some(mut s) = self.streaming.take() else {
+            return;
+        };
+        match resp {
+            Resp::Objects(objects) => {
+                for (skey, object) in objects {
+                    let durable = self.durable(&skey);
+                    if self.keeper.merge(&skey, &object, durable).is_err() {
+                        s.failed = true;
+                    }
+                }
+            }
+            _ => s.failed = true,
+        }
+        s.outstanding -= 1;
+        if s.outstanding > 0 {
+            self.streaming = Some(s);
+            return;
+        }
+        let current = self.history.current().map(|v| v.version);
+        if !s.failed && current == Some(s.version) {
+            let me = self.id;
+            self.change_layout(|h| h.ack(me, s.version));
+        }
+    }
+
+    /// Stages a change to the layout (an operator's `decommission` or `remove`).
+    pub fn stage(&mut self, id: ActorId, change: meridian_core::layout::StagedChange) {
+        let me = self.id;
+        self.change_layout(|h| h.stage(me, id, change));
     }
 
     fn keep_hint(&mut self, target: ActorId, skey: &[u8], object: &[u8]) {
@@ -591,4 +826,12 @@ impl SimNode {
             sent += 1;
         }
     }
+}
+
+/// The context seal of a layout's cluster secret (a placeholder before the node has one).
+fn seal_of(history: &LayoutHistory) -> ContextSeal {
+    history
+        .current()
+        .map(|v| ContextSeal::new(*v.secret()))
+        .unwrap_or_else(|| ContextSeal::new([0; 32]))
 }

@@ -16,12 +16,15 @@ use meridian_core::partition::partition_of;
 use meridian_core::{ActorId, Consistency, KeyspaceSpec, ValueKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
-use std::sync::Arc;
 
 const CHAOS_END: u64 = 20_000;
 const CLIENTS_END: u64 = 26_000;
+/// The read-repair pass waits for the layout to settle on every live node, checking every
+/// second from here, and gives up waiting at `SETTLE_BY` (the checks then report it).
 const REPAIR_AT: u64 = 45_000;
-const END: u64 = 55_000;
+const SETTLE_BY: u64 = 120_000;
+/// How long the run goes on after the repair pass.
+const AFTER_REPAIR: u64 = 10_000;
 const HINT_TICK: u64 = 200;
 const FLUSH_EVERY: u64 = 2_000;
 const CLIENT_TIMEOUT: u64 = 1_500;
@@ -48,6 +51,11 @@ pub struct Stats {
     pub partitions: u32,
     pub dropped: u64,
     pub hints_left: usize,
+    pub joins: u32,
+    pub dcs_added: u32,
+    pub decommissions: u32,
+    pub removals: u32,
+    pub layout_version: u64,
 }
 
 #[derive(Debug)]
@@ -69,6 +77,10 @@ enum Event {
     Fault,
     Restart(usize),
     Heal(usize),
+    /// A layout change: a join, a new DC, a decommission or a dead node's removal.
+    Change,
+    /// An operator removes a node that died for good.
+    Remove(usize),
     Flush,
     EndChaos,
     RepairPass,
@@ -86,7 +98,14 @@ struct World {
     /// Active partitions: pairs that cannot talk, by partition number.
     cuts: BTreeMap<usize, BTreeSet<(ActorId, ActorId)>>,
     next_cut: usize,
+    /// Nodes that died for good (they never restart).
+    dead: BTreeSet<usize>,
+    /// The DC a run may add, and whether it did.
+    future_dc: String,
+    changes: u32,
     chaos: bool,
+    /// When the run stops.
+    end: u64,
     /// `MERIDIAN_SIM_TRACE` set: print every event with its payload.
     verbose: bool,
     trace: blake3::Hasher,
@@ -96,7 +115,9 @@ struct World {
 pub fn run(seed: u64) -> Report {
     let mut w = World::new(seed);
     w.run();
-    let violations = check::check(&w.nodes, &w.keyspaces, KEYS, &w.records);
+    let view = w.view_node();
+    let violations = check::check(&w.nodes, view, &w.keyspaces, KEYS, &w.records);
+    w.stats.layout_version = w.nodes[view].version();
     w.stats.writes = w.records.len();
     w.stats.acked = w.records.iter().filter(|r| r.acked).count();
     w.stats.hints_left = w.nodes.iter().map(SimNode::hint_count).sum();
@@ -108,7 +129,9 @@ pub fn run(seed: u64) -> Report {
     }
 }
 
-fn keyspaces(dcs: &[String]) -> Vec<KeyspaceSpec> {
+/// Three keyspaces in every DC; two of them also in `future`, a DC that may be added during
+/// the run (its nodes must then stream them from the others before they serve).
+fn keyspaces(dcs: &[String], future: &str) -> Vec<KeyspaceSpec> {
     let mut out = Vec::new();
     for (name, kind, sync) in [
         ("durable", ValueKind::Siblings, true),
@@ -119,6 +142,9 @@ fn keyspaces(dcs: &[String]) -> Vec<KeyspaceSpec> {
         ks.sync_writes = Some(sync);
         for dc in dcs {
             ks.replication.insert(dc.clone(), 3);
+        }
+        if sync {
+            ks.replication.insert(future.to_string(), 2);
         }
         out.push(ks);
     }
@@ -158,13 +184,13 @@ impl World {
         }
         history.settle(|_| true);
         history.compact();
-        let history = Arc::new(history);
-        let keyspaces = Rc::new(keyspaces(&dcs));
+        let future_dc = format!("dc{}", dc_count + 1);
+        let keyspaces = Rc::new(keyspaces(&dcs, &future_dc));
         let nodes = members
             .iter()
             .map(|m| {
                 let skew = rng.range(0, 50);
-                SimNode::new(m.id, &m.dc, history.clone(), keyspaces.clone(), skew)
+                SimNode::new(m.clone(), history.clone(), keyspaces.clone(), skew, 0)
             })
             .collect::<Vec<_>>();
         let client_count = rng.range(3, 7) as usize;
@@ -190,21 +216,20 @@ impl World {
             keyspaces,
             cuts: BTreeMap::new(),
             next_cut: 0,
+            dead: BTreeSet::new(),
+            future_dc,
+            changes: 0,
             chaos: true,
+            end: REPAIR_AT + AFTER_REPAIR,
             verbose: std::env::var_os("MERIDIAN_SIM_TRACE").is_some(),
             trace: blake3::Hasher::new(),
             stats,
         };
         for i in 0..w.nodes.len() {
-            let at = w.rng.range(0, HINT_TICK);
-            w.at(
-                at,
-                Event::NodeTimer {
-                    node: i,
-                    timer: Timer::HintTick,
-                },
-            );
+            w.arm(i);
         }
+        let first_change = w.rng.range(2_000, 6_000);
+        w.at(first_change, Event::Change);
         for c in 0..w.clients.len() {
             let at = w.rng.range(0, 100);
             w.at(at, Event::ClientTick(c));
@@ -216,6 +241,14 @@ impl World {
         w
     }
 
+    /// Starts a node's periodic timers.
+    fn arm(&mut self, node: usize) {
+        for timer in [Timer::HintTick, Timer::LayoutTick] {
+            let at = self.now + self.rng.range(1, HINT_TICK);
+            self.at(at, Event::NodeTimer { node, timer });
+        }
+    }
+
     fn at(&mut self, time: u64, event: Event) {
         self.seq += 1;
         self.queue.insert((time, self.seq), event);
@@ -223,7 +256,7 @@ impl World {
 
     fn run(&mut self) {
         while let Some(((time, _), event)) = self.queue.pop_first() {
-            if time > END {
+            if time > self.end {
                 break;
             }
             self.now = time;
@@ -300,15 +333,13 @@ impl World {
                 if !self.nodes[node].up {
                     return;
                 }
-                let again = matches!(timer, Timer::HintTick);
+                let again = matches!(timer, Timer::HintTick | Timer::LayoutTick);
+                let rearm = timer.clone();
                 self.with_node(node, |n, ctx| n.on_timer(timer, ctx));
                 if again {
                     self.at(
                         self.now + HINT_TICK,
-                        Event::NodeTimer {
-                            node,
-                            timer: Timer::HintTick,
-                        },
+                        Event::NodeTimer { node, timer: rearm },
                     );
                 }
             }
@@ -321,15 +352,21 @@ impl World {
             }
             Event::Fault => self.fault(),
             Event::Restart(i) => {
-                if !self.nodes[i].up {
-                    self.nodes[i].restart();
-                    self.at(
-                        self.now + HINT_TICK,
-                        Event::NodeTimer {
-                            node: i,
-                            timer: Timer::HintTick,
-                        },
-                    );
+                if !self.nodes[i].up && !self.dead.contains(&i) {
+                    self.nodes[i].restart(self.now);
+                    self.arm(i);
+                }
+            }
+            Event::Change => self.layout_change(),
+            Event::Remove(i) => {
+                // Any live member may do it (the operator's `meridian admin remove`).
+                let id = self.nodes[i].id;
+                let live: Vec<usize> = (0..self.nodes.len())
+                    .filter(|j| self.nodes[*j].up && self.nodes[*j].version() > 0)
+                    .collect();
+                if let Some(j) = self.rng.pick(&live).copied() {
+                    self.nodes[j].stage(id, StagedChange::Remove);
+                    self.stats.removals += 1;
                 }
             }
             Event::Heal(i) => {
@@ -350,15 +387,37 @@ impl World {
                     self.handle(Event::Restart(i));
                 }
             }
-            Event::RepairPass => self.repair_pass(),
+            Event::RepairPass => {
+                let settled = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.up)
+                    .all(|n| n.history.chain().len() == 1);
+                if settled || self.now >= SETTLE_BY {
+                    self.repair_pass();
+                    self.end = self.now + AFTER_REPAIR;
+                } else {
+                    self.end = self.now + 1_000 + AFTER_REPAIR;
+                    self.at(self.now + 1_000, Event::RepairPass);
+                }
+            }
         }
     }
 
     fn with_node(&mut self, i: usize, f: impl FnOnce(&mut SimNode, &mut Ctx<'_>)) {
         let up = self.up();
+        let layouts: BTreeMap<ActorId, (u64, meridian_core::layout::Digest)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .map(|n| (n.id, (n.version(), n.fingerprint)))
+            .collect();
+        let random = self.rng.next_u64();
         let mut ctx = Ctx {
             now: self.now,
             up: &up,
+            layouts: &layouts,
+            random,
             out: Vec::new(),
         };
         f(&mut self.nodes[i], &mut ctx);
@@ -454,7 +513,7 @@ impl World {
             && let Some((ks_name, key)) = client.current_key()
             && let Some(ks) = self.keyspaces.iter().find(|k| &k.name == ks_name)
         {
-            let own = self.nodes[0].ownership(&up);
+            let own = self.nodes[self.view_node()].ownership(&up);
             let replicas: Vec<ActorId> = own
                 .replicas(ks, partition_of(ks.id(), key))
                 .into_iter()
@@ -468,6 +527,110 @@ impl World {
         self.rng.pick(&candidates).copied()
     }
 
+    /// The live node with the newest layout: whose view clients route by (the SDK fetches
+    /// the topology from a node it reaches).
+    pub(crate) fn view_node(&self) -> usize {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].up)
+            .max_by_key(|i| (self.nodes[*i].version(), std::cmp::Reverse(*i)))
+            .unwrap_or(0)
+    }
+
+    /// One layout change, then the next one, a few times while the chaos phase lasts.
+    fn layout_change(&mut self) {
+        if !self.chaos || self.changes >= 3 {
+            return;
+        }
+        self.changes += 1;
+        let dcs: Vec<String> = {
+            let mut d: Vec<String> = self.nodes.iter().map(|n| n.dc.clone()).collect();
+            d.sort();
+            d.dedup();
+            d
+        };
+        match self.rng.range(0, 4) {
+            0 => {
+                let dc = self.rng.pick(&dcs).cloned().unwrap_or_default();
+                self.add_node(&dc);
+                self.stats.joins += 1;
+            }
+            1 if !dcs.contains(&self.future_dc) => {
+                let dc = self.future_dc.clone();
+                for _ in 0..3 {
+                    self.add_node(&dc);
+                }
+                self.stats.dcs_added += 1;
+            }
+            2 => {
+                // A member of a DC that keeps three storage nodes decommissions itself.
+                if let Some(i) = self.removable() {
+                    let id = self.nodes[i].id;
+                    self.nodes[i].stage(id, StagedChange::Remove);
+                    self.stats.decommissions += 1;
+                }
+            }
+            _ => {
+                // A member dies for good; an operator removes it a little later.
+                if let Some(i) = self.removable()
+                    && self.nodes.iter().all(|n| n.up)
+                {
+                    self.nodes[i].crash();
+                    self.dead.insert(i);
+                    self.stats.crashes += 1;
+                    let at = self.now + self.rng.range(500, 2_000);
+                    self.at(at, Event::Remove(i));
+                }
+            }
+        }
+        let next = self.now + self.rng.range(2_000, 6_000);
+        self.at(next, Event::Change);
+    }
+
+    /// A live member whose DC would keep at least three members without it.
+    fn removable(&mut self) -> Option<usize> {
+        let view = self.nodes[self.view_node()].history.clone();
+        let current = view.current()?;
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                let n = &self.nodes[*i];
+                n.up && !view.is_removed(&n.id)
+                    && current.member(&n.id).is_some()
+                    && current
+                        .members()
+                        .iter()
+                        .filter(|m| m.dc == n.dc && !view.is_removed(&m.id))
+                        .count()
+                        > 3
+            })
+            .collect();
+        self.rng.pick(&candidates).copied()
+    }
+
+    /// A new node starts in `dc` and joins by itself (it learns the layout from its peers).
+    fn add_node(&mut self, dc: &str) {
+        let mut id = self.rng.bytes16();
+        id[12..].copy_from_slice(&[0; 4]);
+        let racks = self.nodes.iter().filter(|n| n.dc == dc).count();
+        let member = LayoutMember {
+            id: ActorId(id),
+            dc: dc.to_string(),
+            rack: format!("r{racks}"),
+            capacity: 1,
+            role: Role::Storage,
+        };
+        let skew = self.rng.range(0, 50);
+        let node = SimNode::new(
+            member,
+            LayoutHistory::default(),
+            self.keyspaces.clone(),
+            skew,
+            self.now,
+        );
+        self.nodes.push(node);
+        self.stats.nodes += 1;
+        self.arm(self.nodes.len() - 1);
+    }
+
     /// One fault, then the next one scheduled, while the chaos phase lasts.
     fn fault(&mut self) {
         if !self.chaos {
@@ -477,6 +640,9 @@ impl World {
         match self.rng.range(0, 4) {
             0 if down == 0 => {
                 let i = self.rng.range(0, self.nodes.len() as u64) as usize;
+                if self.dead.contains(&i) {
+                    return self.at(self.now + 500, Event::Fault);
+                }
                 self.nodes[i].crash();
                 self.stats.crashes += 1;
                 let back = self.now + self.rng.range(500, 4_000);
@@ -540,7 +706,12 @@ impl World {
             .flat_map(|ks| (0..KEYS).map(move |k| (ks.clone(), k)))
             .enumerate()
         {
-            let node = self.rng.range(0, self.nodes.len() as u64) as usize;
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].up)
+                .collect();
+            let Some(node) = self.rng.pick(&live).copied() else {
+                return;
+            };
             let req = Req::ClientRead {
                 keyspace: ks,
                 key: format!("k{k}").into_bytes(),
@@ -606,7 +777,7 @@ fn detail(event: &Event) -> String {
             } => {
                 format!("{keyspace}/{} {level}", String::from_utf8_lossy(key))
             }
-            Req::Read { .. } => String::new(),
+            Req::Read { .. } | Req::Layout { .. } | Req::Stream { .. } => String::new(),
         },
         Event::Deliver {
             msg: Msg::Resp { resp, .. },

@@ -61,6 +61,23 @@ impl LayoutAgent {
         true
     }
 
+    /// Whether [`step`](Self::step) would change nothing: a layout is held, this node's
+    /// join is reflected or staged (or it was removed), nothing is pending and no transition
+    /// is under way. Lets executors skip copying the history on quiet ticks.
+    pub fn idle(&self, history: &LayoutHistory) -> bool {
+        let Some(current) = history.current() else {
+            return false;
+        };
+        let me = self.me.id;
+        let change = StagedChange::join_of(&self.me);
+        let joined = history.is_removed(&me)
+            || current
+                .member(&me)
+                .is_some_and(|m| StagedChange::join_of(m) == change)
+            || history.staged().get(&me).map(|s| &s.change) == Some(&change);
+        joined && history.pending().is_empty() && history.chain().len() <= 1
+    }
+
     /// One tick's changes to `history`. `elapsed_ms`: since this node started; `peers`: the
     /// live ones; `secret`: fresh randomness, used only if this tick founds the cluster;
     /// `is_up`: the failure detector.
@@ -187,6 +204,8 @@ mod tests {
                 .is_some_and(|v| v.member(&ActorId([2; 16])).is_some())
         );
         // Nothing left to do: a further tick changes nothing.
+        assert!(b.idle(&hb));
+        assert!(!a.idle(&LayoutHistory::default()));
         let before = hb.clone();
         assert_eq!(
             b.step(&mut hb, 6_000, &[], [8; 32], up),

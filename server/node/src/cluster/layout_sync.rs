@@ -85,10 +85,13 @@ impl LayoutSync {
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let elapsed = self.started.elapsed().as_millis() as u64;
-        let out = self
-            .cluster
-            .layout
-            .update(|h| agent.step(h, elapsed, &peers, secret, |id| topo.alive(id)))?;
+        let out = if agent.idle(&self.cluster.layout.get()) {
+            Default::default()
+        } else {
+            self.cluster
+                .layout
+                .update(|h| agent.step(h, elapsed, &peers, secret, |id| topo.alive(id)))?
+        };
         if out.founded {
             tracing::info!("founded a new cluster: layout version 1");
         }
