@@ -61,9 +61,10 @@ impl LayoutAgent {
         true
     }
 
-    /// Whether [`step`](Self::step) would change nothing: a layout is held, this node's
+    /// Whether [`step`](Self::step) surely changes nothing: a layout is held, this node's
     /// join is reflected or staged (or it was removed), nothing is pending and no transition
-    /// is under way. Lets executors skip copying the history on quiet ticks.
+    /// is under way (while one is, settling depends on acknowledgements, so a tick may
+    /// change something). Lets executors skip copying the history on quiet ticks.
     pub fn idle(&self, history: &LayoutHistory) -> bool {
         let Some(current) = history.current() else {
             return false;
@@ -204,14 +205,20 @@ mod tests {
                 .is_some_and(|v| v.member(&ActorId([2; 16])).is_some())
         );
         // Nothing left to do: a further tick changes nothing.
-        assert!(b.idle(&hb));
-        assert!(!a.idle(&LayoutHistory::default()));
         let before = hb.clone();
         assert_eq!(
             b.step(&mut hb, 6_000, &[], [8; 32], up),
             TickOutcome::default()
         );
         assert_eq!(hb, before);
+        // While version 2 is not acknowledged a tick may settle it: not idle. Once settled,
+        // idle.
+        assert!(!b.idle(&hb));
+        hb.ack(ActorId([1; 16]), 2);
+        hb.ack(ActorId([2; 16]), 2);
+        b.step(&mut hb, 6_200, &[], [8; 32], up);
+        assert!(b.idle(&hb));
+        assert!(!a.idle(&LayoutHistory::default()));
     }
 
     #[test]
