@@ -14,6 +14,7 @@
 
 mod check;
 mod client;
+pub mod converge;
 mod msg;
 mod node;
 pub mod placement;

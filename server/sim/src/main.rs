@@ -1,7 +1,8 @@
 //! Runs simulated seeds: `meridian-sim --seed N` replays one and prints its trace hash and
 //! violations; `meridian-sim --seeds N [--from S]` runs N seeds and stops at the first that
 //! fails, printing the command that replays it; `meridian-sim --placement NODES [DCS]`
-//! prints placement figures for a cluster of that size.
+//! prints placement figures for a cluster of that size; `meridian-sim --converge NODES [DCS]`
+//! how long one join takes to reach every node.
 
 use std::process::ExitCode;
 
@@ -32,6 +33,26 @@ fn main() -> ExitCode {
             f.within_5pct * 100.0,
             f.join_secs,
             f.moved_over_ideal
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(nodes) = value("--converge") {
+        let dcs = args
+            .iter()
+            .position(|a| a == "--converge")
+            .and_then(|i| args.get(i + 2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        let c = meridian_sim::converge::measure(nodes as usize, dcs, value("--from").unwrap_or(1));
+        println!(
+            "{} nodes in {} DCs, one joins: committed after {} ms, every node holds it after \
+             {} ms (simulated), {} history exchanges of about {} KiB each",
+            c.nodes,
+            c.dcs,
+            c.committed_ms,
+            c.converged_ms,
+            c.exchanges,
+            c.history_bytes / 1024
         );
         return ExitCode::SUCCESS;
     }
