@@ -17,9 +17,12 @@ use meridian_core::{KeyspaceSpec, StoredObject, ValueKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `view`: a live node with the newest layout, whose ownership the checks use.
+/// `died`: some node died for good during the run (then a write acknowledged by one replica
+/// may have died with it; that is what `ONE` means).
 pub fn check(
     nodes: &[SimNode],
     view: usize,
+    died: bool,
     keyspaces: &[KeyspaceSpec],
     keys: usize,
     records: &[Record],
@@ -88,7 +91,7 @@ pub fn check(
                 .iter()
                 .filter(|r| r.keyspace == ks.name && r.key == key)
                 .collect();
-            check_key(&name, ks, &live, &writes, &mut violations);
+            check_key(&name, ks, &live, &writes, died, &mut violations);
             if violations.len() > before && std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some() {
                 for r in &writes {
                     eprintln!(
@@ -138,6 +141,7 @@ fn check_key(
     ks: &KeyspaceSpec,
     live: &[Vec<u8>],
     writes: &[&Record],
+    died: bool,
     violations: &mut Vec<String>,
 ) {
     let written: BTreeSet<&Vec<u8>> = writes.iter().filter_map(|r| r.value.as_ref()).collect();
@@ -183,7 +187,10 @@ fn check_key(
                 .as_ref()
                 .is_none_or(|v| live_set.contains(v) || seen_anywhere.contains(v))
     };
-    for w in writes.iter().filter(|r| r.acked) {
+    for w in writes
+        .iter()
+        .filter(|r| r.acked && !(died && r.single_copy))
+    {
         let Some(v) = &w.value else { continue };
         if live_set.contains(v) {
             continue;

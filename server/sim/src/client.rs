@@ -23,6 +23,8 @@ pub struct Record {
     pub acked: bool,
     /// Times it was sent (retries included).
     pub attempts: u32,
+    /// Acknowledged by one replica: lost for good if that replica dies for good first.
+    pub single_copy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -172,15 +174,20 @@ impl Client {
             blind,
             acked: false,
             attempts: 1,
+            single_copy: false,
         };
         records.push(record);
+        let level = *rng.pick(WRITE_LEVELS)?;
+        if let Some(r) = records.last_mut() {
+            r.single_copy = matches!(level, Consistency::One | Consistency::LocalOne);
+        }
         let req = Req::ClientWrite {
             keyspace: ks,
             key,
             value,
             context: known.map(|k| k.context).unwrap_or_default(),
             request_id,
-            level: *rng.pick(WRITE_LEVELS)?,
+            level,
         };
         self.op = Some(Op {
             rpc,

@@ -116,7 +116,8 @@ pub fn run(seed: u64) -> Report {
     let mut w = World::new(seed);
     w.run();
     let view = w.view_node();
-    let violations = check::check(&w.nodes, view, &w.keyspaces, KEYS, &w.records);
+    let died = !w.dead.is_empty();
+    let violations = check::check(&w.nodes, view, died, &w.keyspaces, KEYS, &w.records);
     w.stats.layout_version = w.nodes[view].version();
     w.stats.writes = w.records.len();
     w.stats.acked = w.records.iter().filter(|r| r.acked).count();
