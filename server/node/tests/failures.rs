@@ -14,16 +14,6 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-async fn stored_on(c: &TestCluster, i: usize, keyspace: &str, key: &str) -> bool {
-    let mut a = c.admin(i).await;
-    a.inspect(pb::InspectRequest {
-        keyspace: keyspace.into(),
-        key: key.as_bytes().to_vec().into(),
-    })
-    .await
-    .is_ok_and(|r| r.into_inner().present)
-}
-
 /// A client that sends everything to node `i` (no routing to other replicas).
 async fn pinned(c: &TestCluster, i: usize) -> meridian_sdk::Client {
     meridian_sdk::Client::builder([c.node(i).grpc.clone()])
@@ -74,7 +64,7 @@ async fn a_backlog_of_2_mib_values_reaches_a_replica_that_was_down() {
         .await
         .expect("a 2 MiB put at ALL");
     for i in 0..3 {
-        assert!(stored_on(&c, i, "big", "k-all").await, "node {i} holds it");
+        assert!(c.stored_on(i, "big", "k-all").await, "node {i} holds it");
     }
     // 36 of them while node 2 is down: 72 MiB of hints on node 0, more than one peer message
     // may carry (64 MiB), so they must go over in several batches.
@@ -100,7 +90,7 @@ async fn a_backlog_of_2_mib_values_reaches_a_replica_that_was_down() {
     .await;
     for i in 0..36 {
         let key = format!("k{i}");
-        assert!(stored_on(&c, 2, "big", &key).await, "node 2 holds {key}");
+        assert!(c.stored_on(2, "big", &key).await, "node 2 holds {key}");
     }
 }
 
@@ -137,7 +127,7 @@ async fn an_unmergeable_hint_is_set_aside_and_the_queue_behind_it_is_delivered()
     eventually(
         DEADLINE,
         "the good hint delivered past the bad one",
-        || async { stored_on(&c, 2, "app", "good").await.then_some(()) },
+        || async { c.stored_on(2, "app", "good").await.then_some(()) },
     )
     .await;
     eventually(DEADLINE, "the queue is empty", || async {
@@ -148,5 +138,5 @@ async fn an_unmergeable_hint_is_set_aside_and_the_queue_behind_it_is_delivered()
         metric_sum(&c, "meridian_objects_set_aside_total").await,
         1.0
     );
-    assert!(!stored_on(&c, 2, "app", "poison").await);
+    assert!(!c.stored_on(2, "app", "poison").await);
 }

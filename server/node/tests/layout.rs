@@ -11,19 +11,6 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Whether node `i` stores `key` of `keyspace` (its local state, no read path).
-async fn stored_on(c: &TestCluster, i: usize, keyspace: &str, key: &str) -> bool {
-    let mut a = c.admin(i).await;
-    a.inspect(pb::InspectRequest {
-        keyspace: keyspace.into(),
-        key: key.as_bytes().to_vec().into(),
-    })
-    .await
-    .expect("inspect")
-    .into_inner()
-    .present
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_datacenter_is_filled_from_the_others_before_it_serves_reads() {
     let _serial = serial().await;
@@ -62,7 +49,7 @@ async fn a_new_datacenter_is_filled_from_the_others_before_it_serves_reads() {
         }
         // Nothing of the keyspace that does not replicate into dc2 was copied there.
         for k in keys.iter().take(20) {
-            assert!(!stored_on(&c, node, "local", k).await, "local/{k} on dc2");
+            assert!(!c.stored_on(node, "local", k).await, "local/{k} on dc2");
         }
     }
 }

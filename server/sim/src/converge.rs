@@ -11,7 +11,7 @@
 use crate::rng::Rng;
 use meridian_core::ActorId;
 use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
-use meridian_core::layout::{Digest, LayoutHistory, LayoutMember, Role, StagedChange};
+use meridian_core::layout::{Digest, LayoutHistory, LayoutMember, Role};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -69,16 +69,7 @@ pub fn measure(count: usize, dcs: usize, seed: u64) -> Convergence {
     let members: Vec<LayoutMember> = (0..count)
         .map(|i| member(&mut rng, &names[i % dcs]))
         .collect();
-    let mut history = LayoutHistory::bootstrap(members[0].clone(), [7; 32]);
-    for m in &members[1..] {
-        history.stage(members[0].id, m.id, StagedChange::join_of(m));
-    }
-    history.commit();
-    for m in &members {
-        history.ack(m.id, 2);
-    }
-    history.settle(|_| true);
-    history.compact();
+    let history = crate::founding::cluster(&members, [7; 32], true);
     let base = Arc::new(history);
     let base_fp = base.fingerprint();
     let agent = |m: LayoutMember| LayoutAgent {

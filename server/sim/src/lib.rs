@@ -15,6 +15,7 @@
 mod check;
 mod client;
 pub mod converge;
+mod founding;
 mod msg;
 mod node;
 pub mod placement;

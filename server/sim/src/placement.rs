@@ -5,7 +5,7 @@
 
 use crate::rng::Rng;
 use meridian_core::ActorId;
-use meridian_core::layout::{LayoutHistory, LayoutMember, LayoutVersion, Role, StagedChange};
+use meridian_core::layout::{LayoutMember, LayoutVersion, Role, StagedChange};
 use meridian_core::partition::PARTITIONS;
 use std::time::Instant;
 
@@ -50,11 +50,7 @@ pub fn measure(nodes: usize, dcs: usize, seed: u64) -> Figures {
         .map(|i| member(&mut rng, &names[i % dcs], 10))
         .collect();
     let started = Instant::now();
-    let mut history = LayoutHistory::bootstrap(members[0].clone(), [7; 32]);
-    for m in &members[1..] {
-        history.stage(members[0].id, m.id, StagedChange::join_of(m));
-    }
-    history.commit();
+    let mut history = crate::founding::cluster(&members, [7; 32], false);
     let build_secs = started.elapsed().as_secs_f64();
     let Some(v) = history.current().cloned() else {
         return Figures {

@@ -175,16 +175,7 @@ impl World {
         let mut secret = [0u8; 32];
         secret[..16].copy_from_slice(&rng.bytes16());
         secret[16..].copy_from_slice(&rng.bytes16());
-        let mut history = LayoutHistory::bootstrap(members[0].clone(), secret);
-        for m in &members[1..] {
-            history.stage(members[0].id, m.id, StagedChange::join_of(m));
-        }
-        history.commit();
-        for m in &members {
-            history.ack(m.id, 2);
-        }
-        history.settle(|_| true);
-        history.compact();
+        let history = crate::founding::cluster(&members, secret, true);
         let future_dc = format!("dc{}", dc_count + 1);
         let keyspaces = Rc::new(keyspaces(&dcs, &future_dc));
         let nodes = members

@@ -108,6 +108,23 @@ impl Timing {
             replace_after: deadline / 3,
         }
     }
+
+    /// When a machine's timer is next due: never once it replied; at the replacement point
+    /// while replacing a slow peer is still to do and may help; otherwise at the deadline.
+    pub fn next(&self, replied: bool, replaced: bool, may_replace: bool) -> Option<u64> {
+        if replied {
+            None
+        } else if !replaced && may_replace {
+            Some(self.replace_after)
+        } else {
+            Some(self.deadline)
+        }
+    }
+
+    /// Whether slow peers are to be replaced now (once, before the reply).
+    pub fn replace_due(&self, now: u64, replied: bool, replaced: bool) -> bool {
+        !replied && !replaced && now >= self.replace_after
+    }
 }
 
 /// A level (or explicit count) as its name in errors.

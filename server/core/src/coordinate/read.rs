@@ -164,7 +164,7 @@ impl Machine for ReadCoordinator {
 
     fn on_timer(&mut self, now: u64) -> Vec<ReadEffect> {
         let mut out = Vec::new();
-        if !self.replied && !self.replaced && now >= self.timing.replace_after {
+        if self.timing.replace_due(now, self.replied, self.replaced) {
             self.replaced = true;
             let slow: Vec<String> = self.calls.values().map(|(_, dc)| dc.clone()).collect();
             for dc in slow {
@@ -178,13 +178,8 @@ impl Machine for ReadCoordinator {
     }
 
     fn next_timer(&self) -> Option<u64> {
-        if self.replied {
-            None
-        } else if !self.replaced && !self.rest.is_empty() {
-            Some(self.timing.replace_after)
-        } else {
-            Some(self.timing.deadline)
-        }
+        self.timing
+            .next(self.replied, self.replaced, !self.rest.is_empty())
     }
 
     fn finished(&self) -> bool {

@@ -94,7 +94,7 @@ impl Machine for RelayCoordinator {
 
     fn on_timer(&mut self, now: u64) -> Vec<RelayEffect> {
         let mut out = Vec::new();
-        if !self.replied && !self.replaced && now >= self.timing.replace_after {
+        if self.timing.replace_due(now, self.replied, self.replaced) {
             self.replaced = true;
             self.fanout.replace_slow(&mut out);
         }
@@ -107,13 +107,8 @@ impl Machine for RelayCoordinator {
     }
 
     fn next_timer(&self) -> Option<u64> {
-        if self.replied {
-            None
-        } else if !self.replaced && self.fanout.has_slow() {
-            Some(self.timing.replace_after)
-        } else {
-            Some(self.timing.deadline)
-        }
+        self.timing
+            .next(self.replied, self.replaced, self.fanout.has_slow())
     }
 
     fn finished(&self) -> bool {

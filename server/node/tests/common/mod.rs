@@ -425,6 +425,17 @@ impl TestCluster {
         .await
     }
 
+    /// Whether node `i` stores `key` of `keyspace` (its local state, no read path).
+    pub async fn stored_on(&self, i: usize, keyspace: &str, key: &str) -> bool {
+        let mut a = self.admin(i).await;
+        a.inspect(meridian_sdk::proto::InspectRequest {
+            keyspace: keyspace.into(),
+            key: key.as_bytes().to_vec().into(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().present)
+    }
+
     /// Node `i`'s id as bytes.
     pub fn id_bytes(&self, i: usize) -> Vec<u8> {
         let hex = &self.node(i).node_id;
