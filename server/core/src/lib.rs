@@ -13,6 +13,7 @@ pub mod coordinate;
 pub mod describe;
 pub mod dvv;
 pub mod error;
+pub mod handoff;
 pub mod hlc;
 pub mod keeper;
 pub mod keyspace;

@@ -8,6 +8,7 @@ use meridian_core::coordinate::{
     Answer, CallId, Effect, Machine, Message, ReadCoordinator, RelayCoordinator, Timing,
     WriteCoordinator,
 };
+use meridian_core::handoff::{self, HintRoute, Redirect};
 use meridian_core::keeper::{ClientWrite, Keeper, WriteAck};
 use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_core::layout::ownership::Ownership;
@@ -88,8 +89,17 @@ enum Input {
 }
 
 enum Pending {
-    Call { job: u64, call: CallId },
+    Call {
+        job: u64,
+        call: CallId,
+    },
     Hint(Vec<u8>),
+    /// A hint redirected to a current replica: kept for it if the send fails.
+    Redirected {
+        node: ActorId,
+        skey: Vec<u8>,
+        object: Vec<u8>,
+    },
     Layout,
     Stream,
     Fire,
@@ -624,6 +634,11 @@ impl SimNode {
         };
         match pending {
             Pending::Fire => {}
+            Pending::Redirected { node, skey, object } => {
+                if !matches!(resp, Resp::Stored) {
+                    self.keep_hint(node, &skey, &object);
+                }
+            }
             Pending::Layout => {
                 if let Resp::Layout(theirs) = resp {
                     self.change_layout(|h| {
@@ -795,8 +810,11 @@ impl SimNode {
             .unwrap_or_else(|e| match e {});
     }
 
-    /// Hands hints over to targets believed up; a hint is deleted once its target stored it.
+    /// Hands hints over to targets believed up (a hint is deleted once its target stored
+    /// it), and sends those of targets that left to the keys' current replicas: the core's
+    /// `handoff` rules.
     fn replay_hints(&mut self, ctx: &mut Ctx<'_>) {
+        let own = self.ownership(ctx.up);
         let mut sent = 0;
         for (key, value) in self.hints.entries() {
             if sent >= HINTS_PER_TICK {
@@ -806,9 +824,6 @@ impl SimNode {
                 continue;
             };
             let target = ActorId(target);
-            if self.hints_in_flight.contains(&key) || !ctx.up.contains(&target) {
-                continue;
-            }
             let Some(len) = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
                 continue;
             };
@@ -816,14 +831,54 @@ impl SimNode {
             let (Some(skey), Some(object)) = (value.get(4..4 + len), value.get(4 + len..)) else {
                 continue;
             };
-            let req = Req::Replicate {
-                skey: skey.to_vec(),
-                object: object.to_vec(),
-                hint_for: None,
-            };
-            self.hints_in_flight.insert(key.clone());
-            self.call(target, req, Pending::Hint(key), ctx);
-            sent += 1;
+            if self.hints_in_flight.contains(&key) {
+                continue;
+            }
+            match handoff::route(&own, &target) {
+                HintRoute::Wait => {}
+                HintRoute::Deliver => {
+                    let req = Req::Replicate {
+                        skey: skey.to_vec(),
+                        object: object.to_vec(),
+                        hint_for: None,
+                    };
+                    self.hints_in_flight.insert(key.clone());
+                    self.call(target, req, Pending::Hint(key), ctx);
+                    sent += 1;
+                }
+                HintRoute::Redirect => {
+                    let Some((partition, ks_id, _)) = parse_storage_key(skey) else {
+                        continue;
+                    };
+                    let Some(ks) = self.keyspaces.iter().find(|k| k.id() == ks_id).cloned() else {
+                        continue;
+                    };
+                    for to in handoff::redirect(&own, &ks, partition) {
+                        match to {
+                            Redirect::MergeHere => {
+                                let durable = self.durable(skey);
+                                let _ = self.keeper.merge(skey, object, durable);
+                            }
+                            Redirect::KeepFor(node) => self.keep_hint(node, skey, object),
+                            Redirect::Send(node) => {
+                                let req = Req::Replicate {
+                                    skey: skey.to_vec(),
+                                    object: object.to_vec(),
+                                    hint_for: None,
+                                };
+                                let pending = Pending::Redirected {
+                                    node,
+                                    skey: skey.to_vec(),
+                                    object: object.to_vec(),
+                                };
+                                self.call(node, req, pending, ctx);
+                            }
+                        }
+                    }
+                    self.hints.remove(&key);
+                    sent += 1;
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::Cluster;
 use super::membership::now_ms;
+use meridian_core::handoff::{self, HintRoute, Redirect};
 use meridian_core::limits::MAX_BATCH_BYTES;
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
@@ -16,17 +17,14 @@ impl Cluster {
             tick.tick().await;
             for target in self.hints.targets() {
                 let topo = self.topology();
-                // Owns nothing in any active version (it left, or was removed).
-                let departed = topo.epoch() > 0 && !topo.owns_somewhere(&target);
-                if target == self.me || departed {
-                    self.redirect(target).await;
-                    continue;
-                }
-                if !topo.alive(&target) {
-                    continue;
-                }
-                if let Err(e) = self.deliver(target).await {
-                    tracing::debug!(target_node = %target, error = %e, "hint delivery paused");
+                match handoff::route(&topo, &target) {
+                    HintRoute::Redirect => self.redirect(target).await,
+                    HintRoute::Wait => {}
+                    HintRoute::Deliver => {
+                        if let Err(e) = self.deliver(target).await {
+                            tracing::debug!(target_node = %target, error = %e, "hint delivery paused");
+                        }
+                    }
                 }
             }
         }
@@ -65,34 +63,33 @@ impl Cluster {
                     continue;
                 };
                 let topo = self.topology();
-                for dc in topo.replicas(&ks, partition) {
-                    for slot in dc.replicas {
-                        let delivered = if slot.node == self.me {
-                            match self.merge_local(&state) {
-                                Err(e) if e.is_bad_object() => {
-                                    self.set_aside("hint", target, &state, &e.to_string());
-                                    Ok(())
-                                }
-                                r => r.map(|_| ()),
+                for to in handoff::redirect(&topo, &ks, partition) {
+                    let (node, delivered) = match to {
+                        Redirect::MergeHere => match self.merge_local(&state) {
+                            Err(e) if e.is_bad_object() => {
+                                self.set_aside("hint", target, &state, &e.to_string());
+                                continue;
                             }
-                        } else if slot.alive {
-                            self.replicate_to(slot.node, &state, None).await
-                        } else {
-                            Err(crate::error::NodeError::Unavailable("replica down".into()))
-                        };
-                        // Not delivered: keep it as a hint for that replica instead.
-                        if delivered.is_err()
-                            && slot.node != self.me
-                            && let Err(e) = self.hints.add(
-                                slot.node,
-                                &state.storage_key,
-                                &state.object,
-                                now_ms(),
-                                self.engine.syncs_storage_key(&state.storage_key),
-                            )
-                        {
-                            tracing::error!(node = %slot.node, error = %e, "cannot store hint");
-                        }
+                            r => (self.me, r.map(|_| ())),
+                        },
+                        Redirect::Send(node) => (node, self.replicate_to(node, &state, None).await),
+                        Redirect::KeepFor(node) => (
+                            node,
+                            Err(crate::error::NodeError::Unavailable("replica down".into())),
+                        ),
+                    };
+                    // Not delivered: keep it as a hint for that replica instead.
+                    if delivered.is_err()
+                        && node != self.me
+                        && let Err(e) = self.hints.add(
+                            node,
+                            &state.storage_key,
+                            &state.object,
+                            now_ms(),
+                            self.engine.syncs_storage_key(&state.storage_key),
+                        )
+                    {
+                        tracing::error!(node = %node, error = %e, "cannot store hint");
                     }
                 }
             }
