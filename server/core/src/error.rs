@@ -53,6 +53,9 @@ pub enum CoreError {
         scope: String,
         reachable: String,
     },
+    /// Not a replica, and no replica to hand the write to.
+    #[error("consistency {level} needs a replica{scope}, and none is reachable")]
+    NoReplicaReachable { level: String, scope: String },
     #[error("stored object is corrupt: {0}")]
     CorruptObject(String),
     #[error("keyspace is of kind {actual} but the stored object is {found}")]

@@ -62,9 +62,9 @@ impl NodeError {
                 CoreError::TooManySiblings { .. } | CoreError::ClockOverflow { .. } => {
                     Code::FailedPrecondition
                 }
-                CoreError::Unsatisfiable { .. } | CoreError::Unavailable { .. } => {
-                    Code::Unavailable
-                }
+                CoreError::Unsatisfiable { .. }
+                | CoreError::Unavailable { .. }
+                | CoreError::NoReplicaReachable { .. } => Code::Unavailable,
                 CoreError::CorruptObject(_) | CoreError::KindMismatch { .. } => Code::DataLoss,
                 _ => Code::Internal,
             },

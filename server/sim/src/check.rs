@@ -161,7 +161,10 @@ fn check_key(
     }
     // A write acknowledged by one replica that died for good may be gone, and with it the
     // supersession it carried: only the others must keep what they replaced replaced.
-    for x in writes.iter().filter(|r| r.acked && !(died && r.single_copy)) {
+    for x in writes
+        .iter()
+        .filter(|r| r.acked && !(died && r.single_copy))
+    {
         for v in &x.seen {
             if live_set.contains(v) {
                 let origin = writes.iter().find(|r| r.value.as_ref() == Some(v));

@@ -188,6 +188,7 @@ impl Client {
             context: known.map(|k| k.context).unwrap_or_default(),
             request_id,
             level,
+            forwarded: false,
         };
         self.op = Some(Op {
             rpc,

@@ -30,6 +30,8 @@ pub enum Req {
         context: Vec<u8>,
         request_id: [u8; 16],
         level: Consistency,
+        /// Forwarded by a node that is not a replica: coordinate, never forward again.
+        forwarded: bool,
     },
     /// Push-pull of layout histories. Carried as the structure, not bytes: encoding is the
     /// node's transport (protobuf), and it would cost most of a simulated run.

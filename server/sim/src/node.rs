@@ -6,7 +6,7 @@
 use crate::msg::{Msg, Req, Resp};
 use meridian_core::coordinate::{
     Answer, CallId, Effect, Machine, Message, ReadCoordinator, RelayCoordinator, Timing,
-    WriteCoordinator,
+    WriteCoordinator, WriteRoute, route_write,
 };
 use meridian_core::handoff::{self, HintRoute, Redirect};
 use meridian_core::keeper::{ClientWrite, Keeper, WriteAck};
@@ -93,6 +93,8 @@ enum Pending {
         job: u64,
         call: CallId,
     },
+    /// A client write handed to a replica: its answer goes back to the client.
+    Forward((ActorId, u64)),
     Hint(Vec<u8>),
     /// A hint redirected to a current replica: kept for it if the send fails.
     Redirected {
@@ -377,6 +379,7 @@ impl SimNode {
                 context,
                 request_id,
                 level,
+                forwarded,
             } => {
                 let Some(ks) = self.keyspace(&keyspace) else {
                     return self.respond(origin, Resp::Written(Err("no keyspace".into())), ctx);
@@ -385,6 +388,26 @@ impl SimNode {
                 let p = partition_of(ks.id(), &key);
                 let timing = Timing::with_deadline(WRITE_DEADLINE);
                 let (dcs, sets) = (own.replicas(&ks, p), own.write_sets(&ks, p));
+                if !forwarded {
+                    match route_write(&self.id, &self.dc, &dcs, level) {
+                        Ok(WriteRoute::Coordinate) => {}
+                        Ok(WriteRoute::Forward(target)) => {
+                            let req = Req::ClientWrite {
+                                keyspace,
+                                key,
+                                value,
+                                context,
+                                request_id,
+                                level,
+                                forwarded: true,
+                            };
+                            return self.call(target, req, Pending::Forward(origin), ctx);
+                        }
+                        Err(e) => {
+                            return self.respond(origin, Resp::Written(Err(e.to_string())), ctx);
+                        }
+                    }
+                }
                 let machine = match WriteCoordinator::new(
                     self.id, &self.dc, level, 0, dcs, sets, false, timing,
                 ) {
@@ -634,6 +657,15 @@ impl SimNode {
         };
         match pending {
             Pending::Fire => {}
+            Pending::Forward(origin) => {
+                let resp = match resp {
+                    Resp::Written(r) => Resp::Written(r),
+                    _ => {
+                        Resp::Written(Err("the replica it was forwarded to did not answer".into()))
+                    }
+                };
+                self.respond(origin, resp, ctx);
+            }
             Pending::Redirected { node, skey, object } => {
                 if !matches!(resp, Resp::Stored) {
                     self.keep_hint(node, &skey, &object);

@@ -501,7 +501,11 @@ impl World {
             .map(|n| n.id)
             .collect();
         let mut candidates = local.clone();
-        if client.is_write()
+        // Mostly as the SDK routes (to a replica); sometimes to any node of the DC, which
+        // forwards a write it cannot coordinate.
+        let routed = self.rng.chance(0.7);
+        if routed
+            && client.is_write()
             && let Some((ks_name, key)) = client.current_key()
             && let Some(ks) = self.keyspaces.iter().find(|k| &k.name == ks_name)
         {

@@ -127,6 +127,44 @@ impl Timing {
     }
 }
 
+/// Where a client write arriving at a node is coordinated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRoute {
+    /// Here: this node is a replica of the key in its own DC.
+    Coordinate,
+    /// Only replicas mint: hand it to this one, which coordinates without forwarding again
+    /// (a second hop could loop while two nodes disagree about the layout).
+    Forward(ActorId),
+}
+
+/// A replica coordinates; a non-replica forwards to a live replica of its own DC, or, unless
+/// the level is `LOCAL_*` (which would then be counted in another DC), to one elsewhere.
+pub fn route_write(
+    me: &ActorId,
+    my_dc: &str,
+    dcs: &[DcReplicas],
+    level: Consistency,
+) -> Result<WriteRoute, CoreError> {
+    let local = dcs.iter().find(|d| d.dc == my_dc);
+    if local.is_some_and(|d| d.contains(me)) {
+        return Ok(WriteRoute::Coordinate);
+    }
+    if let Some(t) = local.and_then(|d| d.alive().next()) {
+        return Ok(WriteRoute::Forward(t));
+    }
+    let unreachable = |scope: String| CoreError::NoReplicaReachable {
+        level: level.name().to_string(),
+        scope,
+    };
+    if matches!(level, Consistency::LocalOne | Consistency::LocalQuorum) {
+        return Err(unreachable(format!(" in datacenter {my_dc}")));
+    }
+    dcs.iter()
+        .find_map(|d| d.alive().next())
+        .map(WriteRoute::Forward)
+        .ok_or_else(|| unreachable(String::new()))
+}
+
 /// A level (or explicit count) as its name in errors.
 pub fn level_name(level: Consistency, explicit: u32) -> String {
     if explicit > 0 {

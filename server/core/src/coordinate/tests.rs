@@ -279,3 +279,28 @@ fn a_slow_read_asks_the_next_replica_before_the_deadline() {
     r.on_answer(call_to(&s, 2), Answer::Failed);
     assert!(r.finished());
 }
+
+#[test]
+fn a_replica_coordinates_and_a_non_replica_forwards_within_its_dc_first() {
+    let dcs = vec![
+        dc("dc1", &[(2, false), (3, true)], &[]),
+        dc("dc2", &[(5, true)], &[]),
+    ];
+    assert_eq!(
+        route_write(&id(3), "dc1", &dcs, Consistency::Quorum),
+        Ok(WriteRoute::Coordinate)
+    );
+    assert_eq!(
+        route_write(&id(1), "dc1", &dcs, Consistency::Quorum),
+        Ok(WriteRoute::Forward(id(3)))
+    );
+    let down = vec![dc("dc1", &[(2, false)], &[]), dc("dc2", &[(5, true)], &[])];
+    assert_eq!(
+        route_write(&id(1), "dc1", &down, Consistency::One),
+        Ok(WriteRoute::Forward(id(5)))
+    );
+    assert!(matches!(
+        route_write(&id(1), "dc1", &down, Consistency::LocalQuorum),
+        Err(CoreError::NoReplicaReachable { .. })
+    ));
+}

@@ -8,7 +8,9 @@ use super::Cluster;
 use super::drive::Payload;
 use crate::engine::{ReadReply, WriteAck, WriteRequest};
 use crate::error::{NodeError, NodeResult};
-use meridian_core::coordinate::{ReadCoordinator, RelayCoordinator, Timing, WriteCoordinator};
+use meridian_core::coordinate::{
+    ReadCoordinator, RelayCoordinator, Timing, WriteCoordinator, WriteRoute, route_write,
+};
 use meridian_core::partition::partition_of;
 use meridian_core::quorum::DcReplicas;
 use meridian_core::{ActorId, Consistency, StoredObject};
@@ -86,31 +88,13 @@ impl Cluster {
         require_layout(&topo)?;
         let partition = partition_of(ks.id(), &op.key);
         let dcs = topo.replicas(&ks, partition);
-        let local = dcs.iter().find(|d| d.dc == self.my_dc);
-        if local.is_some_and(|d| d.contains(&self.me)) {
-            let sets = topo.write_sets(&ks, partition);
-            return self.coordinate_write(op, ks, dcs, sets).await;
-        }
-        // Not a replica here: hand the write to one that is, in this DC if possible.
         let level = op.consistency.unwrap_or(ks.write_consistency);
-        let local_target = local.and_then(|d| d.alive().next());
-        let target = match local_target {
-            Some(t) => t,
-            None if matches!(level, Consistency::LocalOne | Consistency::LocalQuorum) => {
-                return Err(NodeError::Unavailable(format!(
-                    "consistency {level} needs a replica in datacenter {}, and none is reachable",
-                    self.my_dc
-                )));
+        let target = match route_write(&self.me, &self.my_dc, &dcs, level)? {
+            WriteRoute::Coordinate => {
+                let sets = topo.write_sets(&ks, partition);
+                return self.coordinate_write(op, ks, dcs, sets).await;
             }
-            None => dcs
-                .iter()
-                .flat_map(|d| d.alive().collect::<Vec<_>>())
-                .next()
-                .ok_or_else(|| {
-                    NodeError::Unavailable(format!(
-                        "no replica of the key is reachable for {level}"
-                    ))
-                })?,
+            WriteRoute::Forward(target) => target,
         };
         self.metrics.forwarded.inc();
         self.forward(target, op).await
