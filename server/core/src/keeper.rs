@@ -87,7 +87,8 @@ pub struct ClientWrite<'a> {
 
 pub struct Keeper<S> {
     store: S,
-    actor: ActorId,
+    /// Changes only to a new incarnation (see [`Keeper::set_actor`]).
+    actor: RwLock<ActorId>,
     seal: RwLock<ContextSeal>,
     /// Largest hybrid logical timestamp issued or observed.
     hlc: AtomicU64,
@@ -97,7 +98,7 @@ impl<S: Store> Keeper<S> {
     pub fn new(store: S, actor: ActorId, seal: ContextSeal) -> Self {
         Self {
             store,
-            actor,
+            actor: RwLock::new(actor),
             seal: RwLock::new(seal),
             hlc: AtomicU64::new(0),
         }
@@ -109,7 +110,21 @@ impl<S: Store> Keeper<S> {
 
     /// The minting actor (this node in its current incarnation).
     pub fn actor(&self) -> ActorId {
-        self.actor
+        *self
+            .actor
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Mints under a new actor from now on. Needed whenever this replica may have lost
+    /// state it minted: after an unclean stop, and before it deletes partitions it no longer
+    /// owns. Its counters there would otherwise start again at dots peers already hold, and
+    /// a new value under a reused dot is silently taken for the old, superseded one.
+    pub fn set_actor(&self, actor: ActorId) {
+        *self
+            .actor
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = actor;
     }
 
     fn sealer(&self) -> ContextSeal {
@@ -188,7 +203,7 @@ impl<S: Store> Keeper<S> {
             ks.kind,
             current.as_ref(),
             Write {
-                actor: self.actor,
+                actor: self.actor(),
                 context: context.as_ref(),
                 data: write.value.map(<[u8]>::to_vec),
                 request_id: write.request_id,

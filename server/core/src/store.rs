@@ -90,6 +90,24 @@ impl MemStore {
         out.into_iter().collect()
     }
 
+    /// Deletes every key that starts with `prefix` (durably); returns how many went.
+    pub fn delete_prefix(&self, prefix: &[u8]) -> usize {
+        let mut n = 0;
+        for map in [&self.durable, &self.volatile] {
+            let mut map = map.borrow_mut();
+            let keys: Vec<Vec<u8>> = map
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, _)| k.clone())
+                .collect();
+            n += keys.len();
+            for k in keys {
+                map.remove(&k);
+            }
+        }
+        n
+    }
+
     /// Removes a key (durably: deletions in the simulation are hint bookkeeping, which
     /// replays idempotently if a crash brought one back).
     pub fn remove(&self, key: &[u8]) {

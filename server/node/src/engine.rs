@@ -109,6 +109,11 @@ impl Engine {
         self.keeper.actor()
     }
 
+    /// Mints under `actor` (a new incarnation) from now on.
+    pub fn set_actor(&self, actor: ActorId) {
+        self.keeper.set_actor(actor);
+    }
+
     /// This replica's stored object for a storage key.
     pub fn local_object(&self, skey: &[u8]) -> NodeResult<Option<StoredObject>> {
         Ok(self.keeper.load(skey)?)

@@ -62,6 +62,22 @@ pub fn start_incarnation(storage: &Storage) -> NodeResult<u32> {
     Ok(incarnation)
 }
 
+/// Moves to the next incarnation while running (fsynced before it returns): the node is
+/// about to delete data it minted into (see `Keeper::set_actor`).
+pub fn next_incarnation(storage: &Storage) -> NodeResult<u32> {
+    let stored = match storage.get_meta(INCARNATION_KEY)? {
+        None => 0,
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| NodeError::Storage("stored incarnation is corrupt".into()))?,
+    };
+    let next = stored.checked_add(1).ok_or_else(|| {
+        NodeError::Storage("incarnations exhausted; wipe and re-add this node".into())
+    })?;
+    storage.put_meta(INCARNATION_KEY, &next.to_be_bytes())?;
+    Ok(next)
+}
+
 /// Records a clean stop: everything acknowledged is fsynced, so the next start may keep the
 /// incarnation.
 pub fn stopped_cleanly(storage: &Storage) -> NodeResult<()> {

@@ -124,6 +124,8 @@ pub struct SimNode {
     agent: LayoutAgent,
     gate: StreamGate,
     streaming: Option<Streaming>,
+    /// The settled version this node last deleted moved partitions for.
+    reclaimed_for: Option<(u64, Digest)>,
     started: u64,
     keyspaces: Rc<Vec<KeyspaceSpec>>,
     seal: ContextSeal,
@@ -176,6 +178,7 @@ impl SimNode {
             },
             gate: StreamGate::default(),
             streaming: None,
+            reclaimed_for: None,
             started: now,
             keyspaces,
             secret: history_secret,
@@ -757,6 +760,25 @@ impl SimNode {
             return;
         }
         let own = self.ownership(ctx.up);
+        // Once a change has retired, the partitions it moved away are deleted here.
+        if let Some(r) = own.reclaimable(&self.keyspaces)
+            && self.reclaimed_for != Some(r.version)
+        {
+            let present = r
+                .partitions
+                .iter()
+                .any(|p| !self.data.scan(&p.to_be_bytes()).is_empty());
+            if present {
+                // As the node does: a new incarnation before deleting what it minted into.
+                self.incarnation += 1;
+                self.keeper
+                    .set_actor(ActorId::for_incarnation(self.id.0, self.incarnation));
+            }
+            for p in r.partitions {
+                self.data.delete_prefix(&p.to_be_bytes());
+            }
+            self.reclaimed_for = Some(r.version);
+        }
         let Some(plan) = own.stream_plan(&self.keyspaces) else {
             return;
         };

@@ -71,6 +71,12 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> Totals {
     t
 }
 
+/// Seeds that once found a defect (see docs/simulation.md), kept whatever the seed range.
+#[test]
+fn the_seeds_that_found_defects_hold() {
+    run_seeds([5, 260, 326, 2910, 7044].into_iter());
+}
+
 #[test]
 fn a_seed_replays_to_the_same_trace() {
     let a = meridian_sim::run(42);

@@ -1,6 +1,7 @@
 //! When and from whom a node streams the partitions a new layout version gives it, before it
-//! acknowledges the version. The node runs this in `rebalance.rs`, the simulation in its
-//! node; both only move the bytes.
+//! acknowledges the version, and which partitions it may delete once the change has retired.
+//! The node runs this in `rebalance.rs` and `reclaim.rs`, the simulation in its node; both
+//! only move (or delete) the bytes.
 //!
 //! Rules:
 //! - a node streams for version v only once every live node has adopted v, and `wait` later:
@@ -60,7 +61,39 @@ pub struct StreamPlan {
     pub partitions: usize,
 }
 
+/// Partitions a node no longer owns under a settled version: their data may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reclaimable {
+    /// The settled version (number, digest) this is computed for.
+    pub version: (u64, crate::layout::Digest),
+    pub partitions: Vec<u16>,
+}
+
 impl Ownership {
+    /// What this node may delete: only when a single version is active (the change that
+    /// moved the partitions has retired, so every owner of the settled version holds them),
+    /// and only once this node holds its own share of it. `None` otherwise.
+    pub fn reclaimable<K: Borrow<KeyspaceSpec>>(&self, keyspaces: &[K]) -> Option<Reclaimable> {
+        let [settled] = self.chain() else {
+            return None;
+        };
+        if !self.stores_data() || !self.history.acked(&self.me, settled) {
+            return None;
+        }
+        let width = self.local_width(keyspaces);
+        let owned: std::collections::BTreeSet<u16> = settled
+            .placement()
+            .partitions_of(&self.me, width)
+            .into_iter()
+            .collect();
+        Some(Reclaimable {
+            version: (settled.version, settled.digest()),
+            partitions: (0..crate::partition::PARTITIONS as u16)
+                .filter(|p| !owned.contains(p))
+                .collect(),
+        })
+    }
+
     /// How many owners of a partition in this DC hold its data: the largest factor of any
     /// keyspace here. Rank matters, not just presence in the (wider) preference list: a node
     /// that moves up into the first N owners must fetch what it did not hold as N+1st.

@@ -18,11 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Cluster {
-    /// The widest factor of a keyspace in this DC (see `Ownership::local_width`).
-    pub(super) fn local_width(&self, topo: &super::topology::Topology) -> usize {
-        topo.local_width(&self.engine.keyspaces().list())
-    }
-
     /// Streams what each new layout version gives this node and then acknowledges it. The
     /// core decides when (`StreamGate`) and from whom (`Ownership::stream_plan`).
     pub(super) async fn stream_gained_partitions(self: Arc<Self>) {

@@ -5,7 +5,6 @@
 use super::Cluster;
 use crate::error::NodeResult;
 use meridian_core::layout::Digest;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,33 +36,37 @@ impl Reclaim {
     fn step(&mut self) -> NodeResult<()> {
         let c = &self.cluster;
         let topo = c.topology();
-        // Only when no transition is under way.
-        let [settled] = topo.chain() else {
+        let Some(r) = topo.reclaimable(&c.engine.keyspaces().list()) else {
             return Ok(());
         };
-        let key = (settled.version, settled.digest());
-        if self.done_for == Some(key) {
+        if self.done_for == Some(r.version) {
             return Ok(());
         }
-        // A node first holds everything it owns; one that is leaving stops instead.
-        if !topo.stores_data() || !topo.history.acked(&c.me, settled) {
-            return Ok(());
+        let present = r.partitions.iter().any(|p| {
+            c.engine
+                .storage()
+                .data_range(&p.to_be_bytes(), None, 1)
+                .is_ok_and(|d| !d.is_empty())
+        });
+        if present {
+            // This node minted into what it is about to delete. Should a later version give
+            // a partition back, its counters there would restart at dots peers still hold:
+            // mint under a new incarnation first (durably), so every later dot is new.
+            let incarnation = crate::identity::next_incarnation(c.engine.storage())?;
+            let actor = meridian_core::ActorId::for_incarnation(*c.me.as_bytes(), incarnation);
+            c.engine.set_actor(actor);
+            tracing::info!(
+                incarnation,
+                "minting under a new incarnation before reclaiming"
+            );
         }
-        let width = c.local_width(&topo);
-        let owned: BTreeSet<u16> = settled
-            .placement()
-            .partitions_of(&c.me, width)
-            .into_iter()
-            .collect();
         let mut bytes = 0u64;
         let mut partitions = 0usize;
-        for p in 0..meridian_core::partition::PARTITIONS as u16 {
-            if owned.contains(&p) {
-                continue;
-            }
+        for p in r.partitions {
             // A newer version may give the partition back: stop, and start over once that
             // one has settled.
-            if c.topology().chain().len() != 1 || c.topology().epoch() != settled.version {
+            let now = c.topology();
+            if now.chain().len() != 1 || now.epoch() != r.version.0 {
                 return Ok(());
             }
             let n = c.engine.storage().delete_data_prefix(&p.to_be_bytes())?;
@@ -75,13 +78,13 @@ impl Reclaim {
         c.metrics.reclaimed_bytes.inc_by(bytes);
         if bytes > 0 {
             tracing::info!(
-                version = settled.version,
+                version = r.version.0,
                 partitions,
                 bytes,
                 "deleted data of partitions this node no longer owns"
             );
         }
-        self.done_for = Some(key);
+        self.done_for = Some(r.version);
         Ok(())
     }
 }
