@@ -57,6 +57,27 @@ pub fn redirect(own: &Ownership, ks: &KeyspaceSpec, partition: u16) -> Vec<Redir
         .collect()
 }
 
+/// Who takes over the hints a departing node holds for `target`: a live node that owns
+/// data, in the target's DC when there is one (it replays them as a stand-in would).
+pub fn heir(own: &Ownership, target: &ActorId) -> Option<ActorId> {
+    let current = own.current_version()?;
+    let target_dc = own
+        .chain()
+        .iter()
+        .rev()
+        .find_map(|v| v.member(target))
+        .map(|m| m.dc.clone());
+    let mut heirs: Vec<(bool, ActorId)> = current
+        .members()
+        .iter()
+        .filter(|m| m.id != own.me && m.id != *target)
+        .filter(|m| own.alive(&m.id) && own.owns_somewhere(&m.id))
+        .map(|m| (Some(&m.dc) != target_dc.as_ref(), m.id))
+        .collect();
+    heirs.sort();
+    heirs.first().map(|(_, id)| *id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +126,7 @@ mod tests {
         assert_eq!(targets.len(), 3);
         assert!(targets.contains(&Redirect::MergeHere));
         assert!(!targets.contains(&Redirect::Send(id(4))));
+        // Hints node 1 holds for node 2 go to a live owner other than both.
+        assert_eq!(heir(&own, &id(2)), Some(id(3)));
     }
 }

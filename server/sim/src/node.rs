@@ -95,6 +95,8 @@ enum Pending {
     },
     /// A client write handed to a replica: its answer goes back to the client.
     Forward((ActorId, u64)),
+    /// A hint handed to an heir before this node stops: deleted once the heir keeps it.
+    HandOff(Vec<u8>),
     Hint(Vec<u8>),
     /// A hint redirected to a current replica: kept for it if the send fails.
     Redirected {
@@ -111,6 +113,8 @@ pub struct SimNode {
     pub id: ActorId,
     pub dc: String,
     pub up: bool,
+    /// Decommissioned, hints handed off, stopped for good (cleanly).
+    pub stopped: bool,
     pub incarnation: u32,
     pub data: Rc<MemStore>,
     pub hints: Rc<MemStore>,
@@ -159,6 +163,7 @@ impl SimNode {
             id,
             dc: me.dc.clone(),
             up: true,
+            stopped: false,
             incarnation: 0,
             keeper: Keeper::new(
                 data.clone(),
@@ -660,6 +665,12 @@ impl SimNode {
         };
         match pending {
             Pending::Fire => {}
+            Pending::HandOff(key) => {
+                self.hints_in_flight.remove(&key);
+                if matches!(resp, Resp::Stored) {
+                    self.hints.remove(&key);
+                }
+            }
             Pending::Forward(origin) => {
                 let resp = match resp {
                     Resp::Written(r) => Resp::Written(r),
@@ -760,10 +771,11 @@ impl SimNode {
             return;
         }
         let own = self.ownership(ctx.up);
+        if self.history.is_removed(&self.id) && !own.owns_somewhere(&self.id) {
+            return self.leave(&own, ctx);
+        }
         // Once a change has retired, the partitions it moved away are deleted here.
-        if let Some(r) = own.reclaimable(&self.keyspaces)
-            && self.reclaimed_for != Some(r.version)
-        {
+        if let Some(r) = own.reclaimable(&self.keyspaces, self.reclaimed_for) {
             let present = r
                 .partitions
                 .iter()
@@ -839,6 +851,44 @@ impl SimNode {
         if !s.failed && current == Some(s.version) {
             let me = self.id;
             self.change_layout(|h| h.ack(me, s.version));
+        }
+    }
+
+    /// Decommissioned and owning nothing: hand every hint to an heir (the core's
+    /// `handoff::heir`), then stop for good, cleanly.
+    fn leave(&mut self, own: &Ownership, ctx: &mut Ctx<'_>) {
+        let hints = self.hints.entries();
+        if hints.is_empty() {
+            self.flush();
+            self.up = false;
+            self.stopped = true;
+            return;
+        }
+        for (key, value) in hints.into_iter().take(HINTS_PER_TICK) {
+            if self.hints_in_flight.contains(&key) {
+                continue;
+            }
+            let Ok(target) = <[u8; 16]>::try_from(&key[..16]) else {
+                continue;
+            };
+            let target = ActorId(target);
+            let Some(heir) = handoff::heir(own, &target) else {
+                continue;
+            };
+            let Some(len) = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+                continue;
+            };
+            let len = u32::from_be_bytes(len) as usize;
+            let (Some(skey), Some(object)) = (value.get(4..4 + len), value.get(4 + len..)) else {
+                continue;
+            };
+            let req = Req::Replicate {
+                skey: skey.to_vec(),
+                object: object.to_vec(),
+                hint_for: Some(target),
+            };
+            self.hints_in_flight.insert(key.clone());
+            self.call(heir, req, Pending::HandOff(key), ctx);
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Stats {
     pub decommissions: u32,
     pub removals: u32,
     pub layout_version: u64,
+    /// Decommissioned nodes that handed their hints off and stopped.
+    pub stopped: u32,
 }
 
 #[derive(Debug)]
@@ -98,8 +100,10 @@ struct World {
     /// Active partitions: pairs that cannot talk, by partition number.
     cuts: BTreeMap<usize, BTreeSet<(ActorId, ActorId)>>,
     next_cut: usize,
-    /// Nodes that died for good (they never restart).
+    /// Nodes that are gone for good (they never restart): killed, or decommissioned.
     dead: BTreeSet<usize>,
+    /// A node died for good (not a clean decommission).
+    killed: bool,
     /// The DC a run may add, and whether it did.
     future_dc: String,
     changes: u32,
@@ -116,7 +120,7 @@ pub fn run(seed: u64) -> Report {
     let mut w = World::new(seed);
     w.run();
     let view = w.view_node();
-    let died = !w.dead.is_empty();
+    let died = w.killed;
     let violations = check::check(&w.nodes, view, died, &w.keyspaces, KEYS, &w.records);
     w.stats.layout_version = w.nodes[view].version();
     w.stats.writes = w.records.len();
@@ -209,6 +213,7 @@ impl World {
             cuts: BTreeMap::new(),
             next_cut: 0,
             dead: BTreeSet::new(),
+            killed: false,
             future_dc,
             changes: 0,
             chaos: true,
@@ -328,6 +333,12 @@ impl World {
                 let again = matches!(timer, Timer::HintTick | Timer::LayoutTick);
                 let rearm = timer.clone();
                 self.with_node(node, |n, ctx| n.on_timer(timer, ctx));
+                if self.nodes[node].stopped {
+                    // A finished decommission: the process is gone for good.
+                    self.dead.insert(node);
+                    self.stats.stopped += 1;
+                    return;
+                }
                 if again {
                     self.at(
                         self.now + HINT_TICK,
@@ -572,6 +583,7 @@ impl World {
                 {
                     self.nodes[i].crash();
                     self.dead.insert(i);
+                    self.killed = true;
                     self.stats.crashes += 1;
                     let at = self.now + self.rng.range(500, 2_000);
                     self.at(at, Event::Remove(i));

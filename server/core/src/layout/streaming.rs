@@ -73,10 +73,18 @@ impl Ownership {
     /// What this node may delete: only when a single version is active (the change that
     /// moved the partitions has retired, so every owner of the settled version holds them),
     /// and only once this node holds its own share of it. `None` otherwise.
-    pub fn reclaimable<K: Borrow<KeyspaceSpec>>(&self, keyspaces: &[K]) -> Option<Reclaimable> {
+    /// `done`: the settled version last reclaimed for (nothing more to do for it).
+    pub fn reclaimable<K: Borrow<KeyspaceSpec>>(
+        &self,
+        keyspaces: &[K],
+        done: Option<(u64, crate::layout::Digest)>,
+    ) -> Option<Reclaimable> {
         let [settled] = self.chain() else {
             return None;
         };
+        if done == Some((settled.version, settled.digest())) {
+            return None;
+        }
         if !self.stores_data() || !self.history.acked(&self.me, settled) {
             return None;
         }

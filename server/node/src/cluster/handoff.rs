@@ -148,15 +148,7 @@ impl Cluster {
     pub(super) async fn hand_off_hints(&self) {
         for target in self.hints.targets() {
             let topo = self.topology();
-            let target_dc = topo.members.get(&target).map(|m| m.meta.dc.clone());
-            let mut heirs: Vec<_> = topo
-                .members
-                .values()
-                .filter(|m| m.alive && topo.owns_somewhere(&m.meta.id))
-                .filter(|m| m.meta.id != self.me && m.meta.id != target)
-                .collect();
-            heirs.sort_by_key(|m| Some(&m.meta.dc) != target_dc.as_ref());
-            let Some(heir) = heirs.first().map(|m| m.meta.id) else {
+            let Some(heir) = handoff::heir(&topo, &target) else {
                 tracing::warn!(target_node = %target, "no live node to take this node's hints");
                 continue;
             };

@@ -36,12 +36,9 @@ impl Reclaim {
     fn step(&mut self) -> NodeResult<()> {
         let c = &self.cluster;
         let topo = c.topology();
-        let Some(r) = topo.reclaimable(&c.engine.keyspaces().list()) else {
+        let Some(r) = topo.reclaimable(&c.engine.keyspaces().list(), self.done_for) else {
             return Ok(());
         };
-        if self.done_for == Some(r.version) {
-            return Ok(());
-        }
         let present = r.partitions.iter().any(|p| {
             c.engine
                 .storage()
