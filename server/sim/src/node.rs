@@ -868,18 +868,10 @@ impl SimNode {
             if self.hints_in_flight.contains(&key) {
                 continue;
             }
-            let Ok(target) = <[u8; 16]>::try_from(&key[..16]) else {
+            let Some((target, skey, object)) = parse_hint(&key, &value) else {
                 continue;
             };
-            let target = ActorId(target);
             let Some(heir) = handoff::heir(own, &target) else {
-                continue;
-            };
-            let Some(len) = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
-                continue;
-            };
-            let len = u32::from_be_bytes(len) as usize;
-            let (Some(skey), Some(object)) = (value.get(4..4 + len), value.get(4 + len..)) else {
                 continue;
             };
             let req = Req::Replicate {
@@ -924,15 +916,7 @@ impl SimNode {
             if sent >= HINTS_PER_TICK {
                 break;
             }
-            let Ok(target) = <[u8; 16]>::try_from(&key[..16]) else {
-                continue;
-            };
-            let target = ActorId(target);
-            let Some(len) = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
-                continue;
-            };
-            let len = u32::from_be_bytes(len) as usize;
-            let (Some(skey), Some(object)) = (value.get(4..4 + len), value.get(4 + len..)) else {
+            let Some((target, skey, object)) = parse_hint(&key, &value) else {
                 continue;
             };
             if self.hints_in_flight.contains(&key) {
@@ -985,6 +969,14 @@ impl SimNode {
             }
         }
     }
+}
+
+/// A stored hint: (target, storage key, object). Key = target + sequence; value = storage key
+/// length (4 bytes, BE), storage key, object (see `keep_hint`).
+fn parse_hint<'a>(key: &[u8], value: &'a [u8]) -> Option<(ActorId, &'a [u8], &'a [u8])> {
+    let target = ActorId(<[u8; 16]>::try_from(key.get(..16)?).ok()?);
+    let len = u32::from_be_bytes(<[u8; 4]>::try_from(value.get(..4)?).ok()?) as usize;
+    Some((target, value.get(4..4 + len)?, value.get(4 + len..)?))
 }
 
 /// The context seal of a layout's cluster secret (a placeholder before the node has one).
