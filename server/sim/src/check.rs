@@ -45,8 +45,38 @@ pub fn check(
         }
     }
     if own.chain().len() != 1 {
+        let waiting: Vec<String> = own
+            .chain()
+            .last()
+            .map(|v| {
+                v.members()
+                    .iter()
+                    .filter(|m| !own.history.acked(&m.id, v))
+                    .map(|m| {
+                        let up = nodes.iter().any(|n| n.id == m.id && n.up);
+                        format!("{} ({}, up {up})", m.id, m.dc)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some() {
+            for n in nodes.iter().filter(|n| n.up) {
+                eprintln!(
+                    "  node {} {} v{} acked {:?} chain {:?}",
+                    n.id,
+                    n.dc,
+                    n.version(),
+                    n.history.acked_version(&n.id),
+                    n.history
+                        .chain()
+                        .iter()
+                        .map(|v| v.version)
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
         violations.push(format!(
-            "the layout did not settle: versions {:?} still active",
+            "the layout did not settle: versions {:?} still active; not acknowledged by {waiting:?}",
             own.chain().iter().map(|v| v.version).collect::<Vec<_>>()
         ));
     }

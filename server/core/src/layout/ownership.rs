@@ -210,8 +210,8 @@ impl Ownership {
     /// its DC, that it did not own in version `since` (all of them when `None`): what it has
     /// to stream in before it acknowledges the version. With the sources for each and
     /// whether they are remote: the other owners in its DC that hold the data (owners in the
-    /// read version, or in a later version they acknowledged) or, for a DC where nobody does
-    /// yet (a new DC), those owners in the other DCs.
+    /// read version, or in a later version they acknowledged) or, for a DC where none of
+    /// those is up (a new DC), those owners in the other DCs.
     pub fn gained(&self, since: Option<u64>, width: usize) -> Vec<(u16, Vec<ActorId>, bool)> {
         let before = since.and_then(|s| self.chain.iter().find(|v| v.version == s));
         let mut out = Vec::new();
@@ -248,10 +248,13 @@ impl Ownership {
                     }
                 }
             }
-            if local.is_empty() {
-                out.push((p, remote, true));
-            } else {
+            // A local source that is down cannot serve the stream: when no local holder is
+            // up (say the DC's only node that had streamed died and was removed), the other
+            // DCs serve it, or the new owners would wait for it forever.
+            if local.iter().any(|n| self.alive(n)) {
                 out.push((p, local, false));
+            } else {
+                out.push((p, remote, true));
             }
         }
         out
@@ -423,11 +426,24 @@ mod tests {
                 .all(|(_, s, remote)| *remote && !s.contains(&id(5)))
         );
         h6.ack(id(5), 3);
-        let t6 = own(id(6), "dc2", view(&[1, 2, 3, 4, 5, 6]), Arc::new(h6));
+        let t6 = own(
+            id(6),
+            "dc2",
+            view(&[1, 2, 3, 4, 5, 6]),
+            Arc::new(h6.clone()),
+        );
         assert!(
             t6.gained(None, 2)
                 .iter()
                 .all(|(_, s, remote)| !*remote && s == &vec![id(5)])
+        );
+        // Node 5 dies (simulation seed 11464): its DC-mate must not wait for it, the other DC
+        // serves the stream again.
+        let t6 = own(id(6), "dc2", view(&[1, 2, 3, 4, 6]), Arc::new(h6));
+        assert!(
+            t6.gained(None, 2)
+                .iter()
+                .all(|(_, s, remote)| *remote && !s.is_empty() && !s.contains(&id(5)))
         );
         // A settled member gains nothing in a version that did not move its partitions.
         let t1 = own(
