@@ -172,6 +172,22 @@ impl Fanout {
         true
     }
 
+    /// At the replacement point of `timing` (once, before the reply), sends stand-ins for
+    /// the replicas still silent.
+    pub(super) fn replace_if_due<R>(
+        &mut self,
+        timing: &super::Timing,
+        now: u64,
+        replied: bool,
+        replaced: &mut bool,
+        out: &mut Vec<Effect<R>>,
+    ) {
+        if timing.replace_due(now, replied, *replaced) {
+            *replaced = true;
+            self.replace_slow(out);
+        }
+    }
+
     /// Sends stand-ins for replicas that have not answered yet; their own answer still counts
     /// if it comes first.
     pub(super) fn replace_slow<R>(&mut self, out: &mut Vec<Effect<R>>) {

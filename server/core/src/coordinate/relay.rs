@@ -94,10 +94,13 @@ impl Machine for RelayCoordinator {
 
     fn on_timer(&mut self, now: u64) -> Vec<RelayEffect> {
         let mut out = Vec::new();
-        if self.timing.replace_due(now, self.replied, self.replaced) {
-            self.replaced = true;
-            self.fanout.replace_slow(&mut out);
-        }
+        self.fanout.replace_if_due(
+            &self.timing,
+            now,
+            self.replied,
+            &mut self.replaced,
+            &mut out,
+        );
         if !self.replied && now >= self.timing.deadline {
             // Answer with what we have, well before the coordinator's call to us times out.
             self.replied = true;

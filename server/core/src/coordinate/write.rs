@@ -119,10 +119,13 @@ impl Machine for WriteCoordinator {
 
     fn on_timer(&mut self, now: u64) -> Vec<WriteEffect> {
         let mut out = Vec::new();
-        if self.timing.replace_due(now, self.replied, self.replaced) {
-            self.replaced = true;
-            self.fanout.replace_slow(&mut out);
-        }
+        self.fanout.replace_if_due(
+            &self.timing,
+            now,
+            self.replied,
+            &mut self.replaced,
+            &mut out,
+        );
         if !self.replied && now >= self.timing.deadline {
             self.replied = true;
             out.push(Effect::Reply(Err(self.quorum.timed_out())));
