@@ -283,18 +283,24 @@ impl Placement {
     /// The result names distinct nodes on `min(len, racks)` distinct racks, and is a prefix of
     /// the result for any larger `rf`, so raising a keyspace's factor only adds replicas.
     pub fn owners(&self, dc: &str, partition: u16, rf: usize) -> Vec<ActorId> {
-        let Some(ring) = self.dcs.get(dc) else {
-            return Vec::new();
-        };
+        self.owners_iter(dc, partition, rf).collect()
+    }
+
+    /// [`Placement::owners`] without the allocation, for loops over thousands of partitions.
+    pub fn owners_iter<'a>(
+        &'a self,
+        dc: &str,
+        partition: u16,
+        rf: usize,
+    ) -> impl Iterator<Item = ActorId> + 'a {
         let partition = usize::from(partition);
-        if partition >= P {
-            return Vec::new();
-        }
-        let row = ring.row(partition);
-        row[..rf.min(row.len())]
-            .iter()
-            .map(|&i| ring.members[usize::from(i)].id)
-            .collect()
+        let ring = self.dcs.get(dc).filter(|_| partition < P);
+        let row = ring.map_or(&[][..], |r| {
+            let row = r.row(partition);
+            &row[..rf.min(row.len())]
+        });
+        row.iter()
+            .filter_map(move |&i| ring.map(|r| r.members[usize::from(i)].id))
     }
 
     /// Partitions for which `node` is among the first `rf` owners in its DC, ascending.

@@ -12,7 +12,7 @@ use meridian_core::handoff::{self, HintRoute, Redirect};
 use meridian_core::keeper::{ClientWrite, Keeper, WriteAck};
 use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_core::layout::ownership::Ownership;
-use meridian_core::layout::streaming::StreamGate;
+use meridian_core::layout::streaming::{StreamGate, StreamPlan};
 use meridian_core::layout::{Digest, LayoutHistory, LayoutMember};
 use meridian_core::partition::{parse_storage_key, partition_of, storage_key};
 use meridian_core::store::{MemStore, Store};
@@ -124,7 +124,13 @@ pub struct SimNode {
     stored_layout: Arc<LayoutHistory>,
     /// The history's fingerprint, as gossip would carry it.
     pub fingerprint: Digest,
+    /// The history's current version, kept with the fingerprint: the world asks every
+    /// node for both on every event.
+    current: u64,
     own_cache: std::cell::RefCell<Option<OwnershipCache>>,
+    /// The stream plan of the ownership it was computed from: a pure function of it (the
+    /// keyspaces never change), asked for on every tick while a version is unacknowledged.
+    plan_cache: Option<(Rc<Ownership>, Option<StreamPlan>)>,
     agent: LayoutAgent,
     gate: StreamGate,
     streaming: Option<Streaming>,
@@ -173,7 +179,9 @@ impl SimNode {
             data,
             hints: Rc::new(MemStore::new()),
             fingerprint: history.fingerprint(),
+            current: history.current().map_or(0, |v| v.version),
             own_cache: std::cell::RefCell::new(None),
+            plan_cache: None,
             stored_layout: Arc::new(LayoutHistory::default()),
             history: Arc::new(history),
             agent: LayoutAgent {
@@ -219,6 +227,7 @@ impl SimNode {
         {
             let h = self.stored_layout.clone();
             self.fingerprint = h.fingerprint();
+            self.current = h.current().map_or(0, |v| v.version);
             self.history = h;
             self.seal = seal_of(&self.history);
             self.secret = self.history.current().map(|v| *v.secret());
@@ -238,7 +247,7 @@ impl SimNode {
 
     /// The current layout version (0 before the node has one).
     pub fn version(&self) -> u64 {
-        self.history.current().map_or(0, |v| v.version)
+        self.current
     }
 
     pub fn keeper(&self) -> &Keeper<Rc<MemStore>> {
@@ -723,6 +732,7 @@ impl SimNode {
         next.compact();
         if next != *self.history {
             self.fingerprint = next.fingerprint();
+            self.current = next.current().map_or(0, |v| v.version);
             self.history = Arc::new(next);
             self.persist_layout();
             let secret = self.history.current().map(|v| *v.secret());
@@ -791,7 +801,14 @@ impl SimNode {
             }
             self.reclaimed_for = Some(r.version);
         }
-        let Some(plan) = own.stream_plan(&self.keyspaces) else {
+        let cached = self
+            .plan_cache
+            .as_ref()
+            .filter(|(o, _)| Rc::ptr_eq(o, &own))
+            .map(|(_, plan)| plan.clone());
+        let plan = cached.unwrap_or_else(|| own.stream_plan(&self.keyspaces));
+        self.plan_cache = Some((own.clone(), plan.clone()));
+        let Some(plan) = plan else {
             return;
         };
         let lagging = ctx

@@ -350,8 +350,18 @@ impl LayoutHistory {
 
     /// A short hash of the whole history: two nodes with equal fingerprints hold the same
     /// history and have nothing to exchange.
+    ///
+    /// Versions enter by their digests, which cover their content: hashing whole placements
+    /// on every change would cost more than the exchange the fingerprint saves.
     pub fn fingerprint(&self) -> Digest {
-        let hash = blake3::hash(&self.encode());
+        let versions: Vec<(u64, Digest)> = self
+            .versions
+            .iter()
+            .map(|v| (v.version, v.digest()))
+            .collect();
+        let summary = (versions, &self.anchor, &self.staged, &self.acks);
+        let bytes = postcard::to_extend(&summary, Vec::new()).unwrap_or_default();
+        let hash = blake3::hash(&bytes);
         let mut d = Digest::default();
         d.0.copy_from_slice(&hash.as_bytes()[..16]);
         d

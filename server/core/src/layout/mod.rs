@@ -15,6 +15,7 @@ use crate::actor::ActorId;
 use crate::ring::{Change, Member, Placement};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 pub use history::{LayoutHistory, Staged, StagedChange, Stamp};
 
@@ -79,7 +80,7 @@ impl fmt::Debug for Digest {
 }
 
 /// One committed layout version.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct LayoutVersion {
     pub version: u64,
     /// Digest of the version this one was computed from (zero for the first).
@@ -88,13 +89,25 @@ pub struct LayoutVersion {
     /// sealed with it (see [`crate::seal`]).
     secret: [u8; 32],
     /// Sorted by id.
-    members: Vec<LayoutMember>,
-    placement: Placement,
+    members: Arc<Vec<LayoutMember>>,
+    /// Shared: histories are cloned on every exchange, and a version never changes.
+    placement: Arc<Placement>,
     /// Derived from the fields above when a version is built or decoded, never sent: the
     /// history compares digests constantly, and each one hashes tens of kilobytes.
     #[serde(skip)]
     digest: Digest,
 }
+
+/// Equal when the digests are: every way a version comes into being (built, or decoded and
+/// checked) derives its digest from its content, and histories compare versions on every
+/// exchange, where comparing whole placements would dominate.
+impl PartialEq for LayoutVersion {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.digest == other.digest
+    }
+}
+
+impl Eq for LayoutVersion {}
 
 impl fmt::Debug for LayoutVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,8 +128,8 @@ impl LayoutVersion {
             version: 0,
             parent: Digest::default(),
             secret,
-            members: Vec::new(),
-            placement: Placement::empty(),
+            members: Arc::default(),
+            placement: Arc::new(Placement::empty()),
             digest: Digest::default(),
         };
         empty.next(&[(first.id, StagedChange::join_of(&first))])
@@ -124,7 +137,7 @@ impl LayoutVersion {
 
     /// The version after this one with `changes` applied (each node at most once).
     pub(crate) fn next(&self, changes: &[(ActorId, StagedChange)]) -> Self {
-        let mut members = self.members.clone();
+        let mut members = (*self.members).clone();
         let mut placement_changes = Vec::new();
         for (id, change) in changes {
             let old = members.iter().position(|m| m.id == *id);
@@ -166,8 +179,8 @@ impl LayoutVersion {
                 self.digest
             },
             secret: self.secret,
-            members,
-            placement: self.placement.apply_all(&placement_changes),
+            members: Arc::new(members),
+            placement: Arc::new(self.placement.apply_all(&placement_changes)),
             digest: Digest::default(),
         }
         .with_digest()

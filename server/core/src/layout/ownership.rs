@@ -214,12 +214,28 @@ impl Ownership {
     /// those is up (a new DC), those owners in the other DCs.
     pub fn gained(&self, since: Option<u64>, width: usize) -> Vec<(u16, Vec<ActorId>, bool)> {
         let before = since.and_then(|s| self.chain.iter().find(|v| v.version == s));
+        // Who holds each version's data: everyone for the read version, else those who
+        // acknowledged it. Looked up once per version, not once per partition and owner.
+        let holders: Vec<Option<BTreeSet<ActorId>>> = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (i > 0).then(|| {
+                    v.members()
+                        .iter()
+                        .map(|m| m.id)
+                        .filter(|id| self.history.acked(id, v))
+                        .collect()
+                })
+            })
+            .collect();
         let mut out = Vec::new();
         for p in self.current().partitions_of(&self.me, width) {
             if let Some(b) = before
                 && b.placement()
-                    .owners(&self.my_dc, p, width)
-                    .contains(&self.me)
+                    .owners_iter(&self.my_dc, p, width)
+                    .any(|n| n == self.me)
             {
                 continue;
             }
@@ -235,8 +251,8 @@ impl Ownership {
                     } else {
                         MAX_REPLICAS_PER_DC
                     };
-                    for n in placement.owners(dc, p, ranks) {
-                        let holds = i == 0 || self.history.acked(&n, v);
+                    for n in placement.owners_iter(dc, p, ranks) {
+                        let holds = holders[i].as_ref().is_none_or(|h| h.contains(&n));
                         let list = if dc == self.my_dc {
                             &mut local
                         } else {
