@@ -68,6 +68,12 @@ for _ in $(seq 900); do
 done
 cat "$SMOKE_DIR/dev.out"
 curl -sf -X PUT --data 'hello' http://127.0.0.11:17080/v1/data/demo/greeting
+# The banner is a promise: right after it, every node knows keyspace demo (the value itself
+# may still be on its way to dc2).
+FIRST=$(curl -s http://127.0.0.23:17080/v1/data/demo/greeting)
+case "$FIRST" in *"does not exist"*)
+  echo "meridian dev printed its banner before every node knew keyspace demo: $FIRST"; exit 1;;
+esac
 for _ in $(seq 100); do
   [ "$(curl -s http://127.0.0.23:17080/v1/data/demo/greeting)" = "hello" ] && break
   sleep 0.1

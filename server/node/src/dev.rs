@@ -88,6 +88,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     let first = nodes[0].grpc.clone();
     wait_for_cluster(&first, nodes.len()).await?;
     create_demo(&first).await?;
+    let endpoints: Vec<String> = nodes.iter().map(|n| n.grpc.clone()).collect();
+    wait_for_keyspace(&endpoints, "demo").await?;
     println!(
         "Meridian dev cluster: {} nodes, data in {}",
         nodes.len(),
@@ -157,6 +159,31 @@ async fn wait_for_cluster(endpoint: &str, expected: usize) -> anyhow::Result<()>
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until every node knows the keyspace: the banner invites a read on the last node right
+/// after a write on the first, which must not meet "keyspace does not exist" while the
+/// definition is still spreading.
+async fn wait_for_keyspace(endpoints: &[String], name: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for endpoint in endpoints {
+        loop {
+            if let Ok(mut c) = pb::admin_client::AdminClient::connect(endpoint.clone()).await
+                && let Ok(r) = c.list_keyspaces(pb::ListKeyspacesRequest {}).await
+                && r.into_inner()
+                    .keyspaces
+                    .iter()
+                    .any(|k| k.spec.as_ref().is_some_and(|s| s.name == name))
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("keyspace {name} did not reach {endpoint} within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 async fn create_demo(endpoint: &str) -> anyhow::Result<()> {
