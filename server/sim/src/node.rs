@@ -797,6 +797,17 @@ impl SimNode {
                     .set_actor(ActorId::for_incarnation(self.id.0, self.incarnation));
             }
             for p in r.partitions {
+                // Hand the copy to the current owners first (as hints, which survive a
+                // crash and follow an owner that leaves), then delete it.
+                for (skey, object) in self.data.scan(&p.to_be_bytes()) {
+                    let heirs = parse_storage_key(&skey)
+                        .and_then(|(_, id, _)| self.keyspaces.iter().find(|k| k.id() == id))
+                        .map(|ks| own.reclaim_heirs(ks, p))
+                        .unwrap_or_default();
+                    for heir in heirs {
+                        self.keep_hint(heir, &skey, &object);
+                    }
+                }
                 self.data.delete_prefix(&p.to_be_bytes());
             }
             self.reclaimed_for = Some(r.version);

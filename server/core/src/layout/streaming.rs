@@ -102,6 +102,26 @@ impl Ownership {
         })
     }
 
+    /// Who takes this node's copy of a keyspace's partition before the node deletes it: the
+    /// partition's owners in this DC under the current version. Streaming made them hold
+    /// what the old owners held while they were up, but a node that was down meanwhile may
+    /// hold the only copy of a write (acknowledged at `ONE`, then a crash before any hint was
+    /// kept): deleting it unsent would lose an acknowledged write (sim seed 362880).
+    pub fn reclaim_heirs(&self, ks: &KeyspaceSpec, partition: u16) -> Vec<ActorId> {
+        let Some(rf) = self
+            .factors(ks)
+            .into_iter()
+            .find(|(dc, _)| *dc == self.my_dc)
+            .map(|(_, rf)| rf)
+        else {
+            return Vec::new();
+        };
+        self.current()
+            .owners_iter(&self.my_dc, partition, rf)
+            .filter(|n| *n != self.me)
+            .collect()
+    }
+
     /// How many owners of a partition in this DC hold its data: the largest factor of any
     /// keyspace here. Rank matters, not just presence in the (wider) preference list: a node
     /// that moves up into the first N owners must fetch what it did not hold as N+1st.

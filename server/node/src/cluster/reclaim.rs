@@ -1,8 +1,13 @@
 //! Deletes the data of partitions this node no longer owns, once the layout change that
 //! moved them has retired: then every owner of the settled version has acknowledged it,
 //! so the data lives on its new owners. Counted in `meridian_reclaimed_bytes_total`.
+//!
+//! Each object is first handed to the partition's current owners as a hint: a node that was
+//! down while the change settled may hold the only copy of a write (see
+//! [`meridian_core::layout::ownership::Ownership::reclaim_heirs`]).
 
 use super::Cluster;
+use crate::cluster::membership::now_ms;
 use crate::error::NodeResult;
 use meridian_core::layout::Digest;
 use std::sync::Arc;
@@ -66,6 +71,7 @@ impl Reclaim {
             if now.chain().len() != 1 || now.epoch() != r.version.0 {
                 return Ok(());
             }
+            self.hand_off(&now, p)?;
             let n = c.engine.storage().delete_data_prefix(&p.to_be_bytes())?;
             if n > 0 {
                 bytes += n;
@@ -83,5 +89,35 @@ impl Reclaim {
         }
         self.done_for = Some(r.version);
         Ok(())
+    }
+
+    /// Keeps a hint of every object of partition `p` for each of its current owners here.
+    fn hand_off(&self, topo: &super::topology::Topology, p: u16) -> NodeResult<()> {
+        const PAGE: usize = 1_000;
+        let c = &self.cluster;
+        let keyspaces = c.engine.keyspaces().list();
+        let prefix = p.to_be_bytes();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = c
+                .engine
+                .storage()
+                .data_range(&prefix, after.as_deref(), PAGE)?;
+            for (skey, object) in &page {
+                let Some(ks) = meridian_core::partition::parse_storage_key(skey)
+                    .and_then(|(_, id, _)| keyspaces.iter().find(|k| k.id() == id))
+                else {
+                    continue;
+                };
+                let sync = c.engine.syncs_storage_key(skey);
+                for heir in topo.reclaim_heirs(ks, p) {
+                    c.hints.add(heir, skey, object, now_ms(), sync)?;
+                }
+            }
+            if page.len() < PAGE {
+                return Ok(());
+            }
+            after = page.last().map(|(k, _)| k.clone());
+        }
     }
 }
