@@ -404,6 +404,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reclaimed_partition_goes_to_its_current_owners_here() {
+        let mut h = history(&[(1, "dc1"), (2, "dc1"), (3, "dc1")]);
+        h.stage(id(4), id(4), StagedChange::join_of(&lm(4, "dc1")));
+        h.commit();
+        for n in 1..=4 {
+            h.ack(id(n), 3);
+        }
+        assert!(h.settle(|_| true));
+        let t1 = own(id(1), "dc1", view(&[1, 2, 3, 4]), Arc::new(h));
+        let ks = spec(2);
+        let reclaim = t1.reclaimable(&[ks.clone()], None).expect("settled");
+        assert!(!reclaim.partitions.is_empty());
+        for &p in reclaim.partitions.iter().take(64) {
+            let heirs = t1.reclaim_heirs(&ks, p);
+            assert_eq!(heirs, t1.current().owners("dc1", p, 2));
+            assert!(!heirs.contains(&id(1)));
+        }
+        // A keyspace that does not live in this DC has no heirs here.
+        let mut elsewhere = KeyspaceSpec::new("e", crate::ValueKind::Siblings);
+        elsewhere.replication.insert("dc2".into(), 1);
+        assert!(
+            t1.reclaim_heirs(&elsewhere, reclaim.partitions[0])
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_new_node_streams_from_its_dc_and_a_new_dc_from_the_others() {
         let mut h = history(&[(1, "dc1"), (2, "dc1"), (3, "dc1")]);
         h.stage(id(4), id(4), StagedChange::join_of(&lm(4, "dc1")));
