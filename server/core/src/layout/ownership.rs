@@ -414,7 +414,9 @@ mod tests {
         assert!(h.settle(|_| true));
         let t1 = own(id(1), "dc1", view(&[1, 2, 3, 4]), Arc::new(h));
         let ks = spec(2);
-        let reclaim = t1.reclaimable(&[ks.clone()], None).expect("settled");
+        let reclaim = t1
+            .reclaimable(std::slice::from_ref(&ks), None)
+            .expect("settled");
         assert!(!reclaim.partitions.is_empty());
         for &p in reclaim.partitions.iter().take(64) {
             let heirs = t1.reclaim_heirs(&ks, p);
