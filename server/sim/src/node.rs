@@ -782,7 +782,8 @@ impl SimNode {
         }
         let own = self.ownership(ctx.up);
         if self.history.is_removed(&self.id) && !own.owns_somewhere(&self.id) {
-            return self.leave(&own, ctx);
+            let held = LayoutAgent::history_held_elsewhere(&peers);
+            return self.leave(&own, held, ctx);
         }
         // Once a change has retired, the partitions it moved away are deleted here.
         if let Some(r) = own.reclaimable(&self.keyspaces, self.reclaimed_for) {
@@ -884,8 +885,12 @@ impl SimNode {
 
     /// Decommissioned and owning nothing: hand every hint to an heir (the core's
     /// `handoff::heir`), then stop for good, cleanly.
-    fn leave(&mut self, own: &Ownership, ctx: &mut Ctx<'_>) {
+    fn leave(&mut self, own: &Ownership, held: bool, ctx: &mut Ctx<'_>) {
         let hints = self.hints.entries();
+        if hints.is_empty() && !held {
+            // The exchange above brings a peer to this history; stop after that.
+            return;
+        }
         if hints.is_empty() {
             self.flush();
             self.up = false;

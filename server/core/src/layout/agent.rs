@@ -122,6 +122,13 @@ impl LayoutAgent {
         out
     }
 
+    /// Whether a node that is leaving for good may stop: only once a live peer holds exactly
+    /// its history. Until then a change staged or committed here (an operator's `remove` sent
+    /// to a decommissioned node, say) would stop with it and be lost (sim seed 462348).
+    pub fn history_held_elsewhere(peers: &[PeerLayout]) -> bool {
+        peers.iter().any(|p| p.version > 0 && !p.differs)
+    }
+
     /// Up to `n` live peers whose history differs from ours, chosen with `pick` (randomness
     /// is an input).
     pub fn exchange_with(&self, peers: &[PeerLayout], n: usize, pick: u64) -> Vec<ActorId> {
