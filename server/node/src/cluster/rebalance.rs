@@ -119,6 +119,23 @@ impl Cluster {
         Ok(n)
     }
 
+    /// Whether a live peer gossips exactly this node's layout fingerprint.
+    fn layout_held_elsewhere(&self) -> bool {
+        let topo = self.topology();
+        let mine = self.layout.fingerprint().to_string();
+        let peers: Vec<meridian_core::layout::agent::PeerLayout> = topo
+            .members
+            .values()
+            .filter(|m| m.alive && m.meta.id != self.me)
+            .map(|m| meridian_core::layout::agent::PeerLayout {
+                id: m.meta.id,
+                version: m.layout_version,
+                differs: m.layout_hash != mine,
+            })
+            .collect();
+        meridian_core::layout::agent::LayoutAgent::history_held_elsewhere(&peers)
+    }
+
     /// Starts this node's decommission (its removal from the layout) and reports progress
     /// until no active version gives it anything: the members of the new version have all
     /// acknowledged it (down ones do not hold it up). Then the node hands its hints over and
@@ -156,13 +173,15 @@ impl Cluster {
                     .filter(|n| topo.alive(n) && !topo.history.acked(n, v))
                     .count()
             });
-            let done = mine_gone && !topo.owns_somewhere(&self.me);
-            if done {
+            let moved = mine_gone && !topo.owns_somewhere(&self.me);
+            if moved {
                 self.hand_off_hints().await;
-                // Let the retirement spread, so that when the operator sees "done" the
-                // other nodes see the node as gone too.
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            // Stop only once a live peer holds exactly this node's layout history: a change
+            // staged or committed here (an operator's `remove` sent to this node, say) would
+            // otherwise stop with it (sim seed 462348).
+            let held = moved && self.layout_held_elsewhere();
+            let done = moved && held;
             let progress = pb::DecommissionProgress {
                 epoch,
                 pending_nodes: pending as u32,
@@ -170,6 +189,8 @@ impl Cluster {
                 done,
                 message: if done {
                     "data moved; the node has left and stops now".into()
+                } else if moved {
+                    "data moved; waiting for a peer to hold this node's layout".into()
                 } else if !mine_gone {
                     "waiting for the layout without this node".into()
                 } else {
