@@ -180,8 +180,7 @@ impl Cluster {
             // Stop only once a live peer holds exactly this node's layout history: a change
             // staged or committed here (an operator's `remove` sent to this node, say) would
             // otherwise stop with it (sim seed 462348).
-            let held = moved && self.layout_held_elsewhere();
-            let done = moved && held;
+            let done = moved && self.layout_held_elsewhere();
             let progress = pb::DecommissionProgress {
                 epoch,
                 pending_nodes: pending as u32,
