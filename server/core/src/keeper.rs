@@ -26,6 +26,9 @@ use crate::version::RequestId;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A key's stored bytes and their decoding.
+type Loaded = (Vec<u8>, StoredObject);
+
 /// A failure of the rules (bad input, limits) or of the store underneath.
 #[derive(Debug)]
 pub enum KeeperError<E> {
@@ -178,9 +181,17 @@ impl<S: Store> Keeper<S> {
     }
 
     pub fn load(&self, skey: &[u8]) -> Result<Option<StoredObject>, KeeperError<S::Error>> {
+        Ok(self.load_raw(skey)?.map(|(_, o)| o))
+    }
+
+    /// The stored bytes with their decoding: a write replaces exactly these bytes.
+    fn load_raw(&self, skey: &[u8]) -> Result<Option<Loaded>, KeeperError<S::Error>> {
         match self.store.get(skey).map_err(KeeperError::Store)? {
             None => Ok(None),
-            Some(bytes) => Ok(Some(StoredObject::decode(&bytes)?)),
+            Some(bytes) => {
+                let object = StoredObject::decode(&bytes)?;
+                Ok(Some((bytes, object)))
+            }
         }
     }
 
@@ -198,7 +209,11 @@ impl<S: Store> Keeper<S> {
             self.observe(c.hlc());
         }
         let skey = storage_key(ks.id(), write.key);
-        let current = self.load(&skey)?;
+        let raw = self.load_raw(&skey)?;
+        let (old_bytes, current) = match raw {
+            Some((b, o)) => (Some(b), Some(o)),
+            None => (None, None),
+        };
         let outcome = replica::apply_write(
             ks.kind,
             current.as_ref(),
@@ -219,7 +234,7 @@ impl<S: Store> Keeper<S> {
             } => {
                 let encoded = object.encode();
                 self.store
-                    .put(&skey, &encoded, durable)
+                    .replace(&skey, old_bytes.as_deref(), &encoded, durable)
                     .map_err(KeeperError::Store)?;
                 Ok(Minted {
                     ack: self.ack_for(ks.id(), write.key, reply),
@@ -262,18 +277,18 @@ impl<S: Store> Keeper<S> {
             ))
             .into());
         }
-        let merged = match self.load(skey)? {
-            Some(current) => {
+        let (old_bytes, merged) = match self.load_raw(skey)? {
+            Some((bytes, current)) => {
                 let merged = current.merge(&incoming)?;
                 if merged.replicated_bytes() == current.replicated_bytes() {
                     return Ok(false);
                 }
-                merged
+                (Some(bytes), merged)
             }
-            None => incoming,
+            None => (None, incoming),
         };
         self.store
-            .put(skey, &merged.encode(), durable)
+            .replace(skey, old_bytes.as_deref(), &merged.encode(), durable)
             .map_err(KeeperError::Store)?;
         Ok(true)
     }

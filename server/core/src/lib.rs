@@ -20,6 +20,7 @@ pub mod keyspace;
 pub mod layout;
 pub mod limits;
 pub mod lww;
+pub mod merkle;
 pub mod object;
 pub mod partition;
 pub mod quorum;

@@ -16,6 +16,42 @@ pub trait Store {
     /// Stores `value`; `durable` asks for it to survive a power cut before this returns
     /// (otherwise it survives the process being killed, not the machine losing power).
     fn put(&self, key: &[u8], value: &[u8], durable: bool) -> Result<(), Self::Error>;
+
+    /// Stores `value` over `old`, the bytes the caller read under the key's lock: a store
+    /// that keeps hash trees (see [`crate::merkle::Tracked`]) updates them from the two
+    /// versions alone.
+    fn replace(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        value: &[u8],
+        durable: bool,
+    ) -> Result<(), Self::Error> {
+        let _ = old;
+        self.put(key, value, durable)
+    }
+}
+
+impl<T: Store + ?Sized> Store for &T {
+    type Error = T::Error;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
+        (**self).get(key)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) -> Result<(), Self::Error> {
+        (**self).put(key, value, durable)
+    }
+
+    fn replace(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        value: &[u8],
+        durable: bool,
+    ) -> Result<(), Self::Error> {
+        (**self).replace(key, old, value, durable)
+    }
 }
 
 impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
@@ -28,6 +64,16 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     fn put(&self, key: &[u8], value: &[u8], durable: bool) -> Result<(), Self::Error> {
         (**self).put(key, value, durable)
     }
+
+    fn replace(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        value: &[u8],
+        durable: bool,
+    ) -> Result<(), Self::Error> {
+        (**self).replace(key, old, value, durable)
+    }
 }
 
 impl<T: Store + ?Sized> Store for std::rc::Rc<T> {
@@ -39,6 +85,16 @@ impl<T: Store + ?Sized> Store for std::rc::Rc<T> {
 
     fn put(&self, key: &[u8], value: &[u8], durable: bool) -> Result<(), Self::Error> {
         (**self).put(key, value, durable)
+    }
+
+    fn replace(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        value: &[u8],
+        durable: bool,
+    ) -> Result<(), Self::Error> {
+        (**self).replace(key, old, value, durable)
     }
 }
 
