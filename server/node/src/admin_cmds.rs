@@ -54,7 +54,85 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Decommission { endpoint, node } => decommission(&endpoint, &node).await,
         AdminCommand::Layout(e) => layout(&e).await,
         AdminCommand::Remove { endpoint, node } => remove(&endpoint, &node).await,
+        AdminCommand::Repair {
+            endpoint,
+            keyspace,
+            dc,
+            this_node,
+        } => repair(&endpoint, keyspace, dc, this_node).await,
     }
+}
+
+async fn repair(
+    e: &EndpointArgs,
+    keyspace: Option<String>,
+    dc: Option<String>,
+    this_node: bool,
+) -> anyhow::Result<()> {
+    let targets: Vec<(String, String)> = if this_node {
+        vec![(String::new(), e.endpoint.clone())]
+    } else {
+        topology(e)
+            .await?
+            .members
+            .into_iter()
+            .filter(|m| m.state == "up")
+            .map(|m| (m.node_id, m.grpc_addr))
+            .collect()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} exchanges  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut partitions, mut keys, mut bytes, mut failed) = (0u64, 0u64, 0u64, 0u32);
+    for (id, addr) in &targets {
+        let mut stream = admin(addr)
+            .await?
+            .repair(pb::RepairRequest {
+                keyspace: keyspace.clone().unwrap_or_default(),
+                dc: dc.clone().unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let mut last = pb::RepairProgress::default();
+        let mut counted = false;
+        while let Some(p) = stream.message().await? {
+            if !counted {
+                bar.inc_length(u64::from(p.exchanges_total));
+                counted = true;
+            }
+            bar.inc(u64::from(p.exchanges_done - last.exchanges_done));
+            let node = if id.is_empty() { &p.node_id } else { id };
+            bar.set_message(format!(
+                "node {}: {}",
+                &node[..node.len().min(8)],
+                p.message
+            ));
+            last = p;
+        }
+        if !last.finished {
+            bar.abandon();
+            anyhow::bail!("node {id} closed the repair stream before it finished");
+        }
+        partitions += last.partitions_compared;
+        keys += last.keys_repaired;
+        bytes += last.bytes;
+        failed += last.failed;
+    }
+    bar.finish_and_clear();
+    println!(
+        "repair finished on {} node(s): {partitions} partition comparisons, {keys} keys repaired, {bytes} bytes exchanged, {failed} exchanges failed",
+        targets.len()
+    );
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} exchanges failed (peers down or unreachable); run repair again once they are up"
+        );
+    }
+    Ok(())
 }
 
 async fn members(e: &EndpointArgs) -> anyhow::Result<()> {

@@ -78,6 +78,18 @@ pub struct ServerArgs {
     /// Deadline of one node-to-node request in milliseconds.
     #[arg(long, env = "MERIDIAN_PEER_TIMEOUT_MS")]
     pub peer_timeout_ms: Option<u64>,
+    /// Share of reads (0 to 1) that ask every replica in scope, repairing the stale ones.
+    #[arg(long, env = "MERIDIAN_READ_REPAIR_CHANCE")]
+    pub read_repair_chance: Option<f64>,
+    /// Hints kept per target node at most (the oldest are dropped and counted).
+    #[arg(long, env = "MERIDIAN_HINT_MAX_COUNT")]
+    pub hint_max_count: Option<u64>,
+    /// Anti-entropy exchanges started per second (0: only on `admin repair`).
+    #[arg(long, env = "MERIDIAN_ANTI_ENTROPY_EXCHANGES_PER_SEC")]
+    pub anti_entropy_exchanges_per_sec: Option<f64>,
+    /// Bytes per second continuous anti-entropy may move.
+    #[arg(long, env = "MERIDIAN_ANTI_ENTROPY_BYTES_PER_SEC")]
+    pub anti_entropy_bytes_per_sec: Option<u64>,
     /// fsync the WAL before acknowledging writes (group commit).
     #[arg(long, env = "MERIDIAN_SYNC_WRITES")]
     pub sync_writes: Option<bool>,
@@ -184,6 +196,21 @@ pub enum AdminCommand {
     },
     /// Layout versions (digests, acknowledgements) and staged changes.
     Layout(EndpointArgs),
+    /// Run anti-entropy now: every node compares its Merkle trees with every replica it
+    /// shares partitions with and exchanges the keys that differ (or only the --endpoint
+    /// node with --this-node).
+    Repair {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        /// Only this keyspace (default: every keyspace).
+        keyspace: Option<String>,
+        /// Only compare with replicas in this datacenter.
+        #[arg(long)]
+        dc: Option<String>,
+        /// Only the node at --endpoint, not every member.
+        #[arg(long)]
+        this_node: bool,
+    },
     /// Take a dead member out of the layout for good; its partitions are rebuilt from the
     /// other replicas. A node that is up must be decommissioned instead.
     Remove {

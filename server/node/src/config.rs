@@ -47,6 +47,12 @@ pub struct ClusterConfig {
     pub hint_max_age_secs: u64,
     /// Hints kept per node at most; the oldest are dropped (and counted). Default 1000000.
     pub hint_max_count: u64,
+    /// Anti-entropy exchanges this node starts per second, each with one peer over one
+    /// keyspace's shared partitions (0 turns continuous anti-entropy off; `admin repair`
+    /// still works). Default 2.
+    pub anti_entropy_exchanges_per_sec: f64,
+    /// Bytes per second continuous anti-entropy may send and receive. Default 8388608 (8 MiB).
+    pub anti_entropy_bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +167,8 @@ impl Default for ClusterConfig {
             read_repair_chance: 0.1,
             hint_max_age_secs: 3 * 3600,
             hint_max_count: 1_000_000,
+            anti_entropy_exchanges_per_sec: 2.0,
+            anti_entropy_bytes_per_sec: 8 << 20,
         }
     }
 }
@@ -205,6 +213,18 @@ impl Config {
             anyhow::bail!(
                 "cluster.capacity {} is out of range: it must be 1 to 1000",
                 self.cluster.capacity
+            );
+        }
+        let rate = self.cluster.anti_entropy_exchanges_per_sec;
+        if !(0.0..=1000.0).contains(&rate) {
+            anyhow::bail!(
+                "cluster.anti_entropy_exchanges_per_sec {rate} is out of range: it must be 0 to 1000"
+            );
+        }
+        if self.cluster.anti_entropy_bytes_per_sec == 0 {
+            anyhow::bail!(
+                "cluster.anti_entropy_bytes_per_sec must be positive (set \
+                 anti_entropy_exchanges_per_sec = 0 to turn anti-entropy off)"
             );
         }
         if !(0.0..=1.0).contains(&self.cluster.read_repair_chance) {

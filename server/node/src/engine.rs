@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::storage::Storage;
 use meridian_core::keeper::{ClientWrite, Keeper, KeeperError};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
+use meridian_core::merkle::{Forest, Tracked};
 use meridian_core::partition::{key_hash, parse_storage_key};
 use meridian_core::{ActorId, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
@@ -22,8 +23,10 @@ pub struct Engine {
     storage: Arc<Storage>,
     keyspaces: Keyspaces,
     locks: KeyLocks,
-    /// The core's replica rules over this node's RocksDB: minting, merging, sealing.
-    keeper: Keeper<Arc<Storage>>,
+    /// The core's replica rules over this node's RocksDB: minting, merging, sealing. Every
+    /// write goes through the tracked store, which keeps the Merkle trees current.
+    keeper: Keeper<Tracked<Arc<Storage>>>,
+    forest: Arc<Forest>,
     default_sync: bool,
     pub metrics: Arc<Metrics>,
 }
@@ -64,8 +67,16 @@ impl Engine {
         default_sync: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // Trees are rebuilt from the data after every start (`merkle_trees.rs`); until a
+        // partition's is, exchanges leave it out.
+        let forest = Arc::new(Forest::new(false));
+        let tracked = Tracked {
+            inner: storage.clone(),
+            forest: forest.clone(),
+        };
         Self {
-            keeper: Keeper::new(storage.clone(), actor, seal),
+            keeper: Keeper::new(tracked, actor, seal),
+            forest,
             storage,
             keyspaces,
             locks: KeyLocks::new(4096),
@@ -80,6 +91,36 @@ impl Engine {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// This replica's Merkle trees.
+    pub fn forest(&self) -> &Arc<Forest> {
+        &self.forest
+    }
+
+    /// Deletes a partition's data and empties its trees, under the partition's tree lock so
+    /// no write lands between the two.
+    pub fn drop_partition(&self, partition: u16) -> NodeResult<u64> {
+        let mut bytes = 0;
+        self.forest.rebuild(partition, || {
+            bytes = self.storage.delete_data_prefix(&partition.to_be_bytes())?;
+            Ok::<_, NodeError>(Vec::new())
+        })?;
+        Ok(bytes)
+    }
+
+    /// Rebuilds a partition's trees from its data; returns whether they had drifted from
+    /// what the data says.
+    pub fn rebuild_trees(&self, partition: u16) -> NodeResult<bool> {
+        self.forest.rebuild(partition, || {
+            let mut entries = Vec::new();
+            self.storage
+                .scan_data(&partition.to_be_bytes(), &mut |k, v| {
+                    entries.push((k.to_vec(), v.to_vec()));
+                    true
+                })?;
+            Ok::<_, NodeError>(entries)
+        })
     }
 
     /// Whether a write to this keyspace fsyncs (and so should run off the async threads).

@@ -145,6 +145,17 @@ impl From<&NodeError> for meridian_proto::v1::Status {
     }
 }
 
+impl From<meridian_core::merkle::exchange::ExchangeError<NodeError>> for NodeError {
+    fn from(e: meridian_core::merkle::exchange::ExchangeError<NodeError>) -> Self {
+        use meridian_core::merkle::exchange::ExchangeError;
+        match e {
+            ExchangeError::Store(e) => e,
+            e @ ExchangeError::BadRequest(_) => NodeError::InvalidArgument(e.to_string()),
+            e @ ExchangeError::Protocol(_) => NodeError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 impl From<rocksdb::Error> for NodeError {
     fn from(e: rocksdb::Error) -> Self {
         let msg = e.to_string();

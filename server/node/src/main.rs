@@ -113,6 +113,18 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
     if let Some(v) = args.peer_timeout_ms {
         cfg.cluster.peer_timeout_ms = v;
     }
+    if let Some(v) = args.read_repair_chance {
+        cfg.cluster.read_repair_chance = v;
+    }
+    if let Some(v) = args.hint_max_count {
+        cfg.cluster.hint_max_count = v;
+    }
+    if let Some(v) = args.anti_entropy_exchanges_per_sec {
+        cfg.cluster.anti_entropy_exchanges_per_sec = v;
+    }
+    if let Some(v) = args.anti_entropy_bytes_per_sec {
+        cfg.cluster.anti_entropy_bytes_per_sec = v;
+    }
     if let Some(s) = args.sync_writes {
         cfg.storage.sync_writes = s;
     }

@@ -23,6 +23,11 @@ pub struct Metrics {
     pub peer_errors: IntCounter,
     pub reclaimed_bytes: IntCounter,
     pub set_aside: IntCounter,
+    pub ae_exchanges: IntCounter,
+    pub ae_failures: IntCounter,
+    pub ae_repaired: IntCounter,
+    pub ae_bytes: IntCounter,
+    pub merkle_drift: IntCounter,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -113,8 +118,33 @@ impl Metrics {
             "meridian_objects_set_aside_total",
             "Replicated objects (hints, streamed partitions) that could not be merged: reported, kept under set-aside/ in the node's metadata, and skipped",
         );
+        let ae_exchanges = counter(
+            "meridian_anti_entropy_exchanges_total",
+            "Anti-entropy exchanges this node started that finished",
+        );
+        let ae_failures = counter(
+            "meridian_anti_entropy_failures_total",
+            "Anti-entropy exchanges this node started that failed (peer down, timeout, bad reply)",
+        );
+        let ae_repaired = counter(
+            "meridian_anti_entropy_repaired_keys_total",
+            "Keys anti-entropy changed, here or on the peer, in exchanges this node started",
+        );
+        let ae_bytes = counter(
+            "meridian_anti_entropy_bytes_total",
+            "Bytes sent and received by anti-entropy exchanges this node started",
+        );
+        let merkle_drift = counter(
+            "meridian_merkle_drift_total",
+            "Partitions whose Merkle tree disagreed with a rescan of the data and was rebuilt",
+        );
         for c in [
             Box::new(set_aside.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ae_exchanges.clone()),
+            Box::new(ae_failures.clone()),
+            Box::new(ae_repaired.clone()),
+            Box::new(ae_bytes.clone()),
+            Box::new(merkle_drift.clone()),
             Box::new(hints_queued.clone()),
             Box::new(hints_written.clone()),
             Box::new(hints_dropped.clone()),
@@ -155,6 +185,11 @@ impl Metrics {
             peer_errors,
             reclaimed_bytes,
             set_aside,
+            ae_exchanges,
+            ae_failures,
+            ae_repaired,
+            ae_bytes,
+            merkle_drift,
         }
     }
 

@@ -124,6 +124,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             read_repair_chance: cfg.cluster.read_repair_chance,
             expects_peers,
             role,
+            anti_entropy_exchanges_per_sec: cfg.cluster.anti_entropy_exchanges_per_sec,
+            anti_entropy_bytes_per_sec: cfg.cluster.anti_entropy_bytes_per_sec,
         },
     );
     cluster.spawn_tasks();

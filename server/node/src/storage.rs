@@ -106,6 +106,25 @@ impl Storage {
         Ok(bytes)
     }
 
+    /// Visits data entries under `prefix` in key order until `visit` returns false.
+    pub fn scan_data(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> NodeResult<()> {
+        let iter = self.db.iterator_cf(
+            self.cf(CF_DATA)?,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `limit` data entries with keys starting with `prefix` and greater than `after`.
     pub fn data_range(
         &self,

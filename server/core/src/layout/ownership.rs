@@ -105,6 +105,32 @@ impl Ownership {
             .any(|v| v.placement().member(node).is_some())
     }
 
+    /// For each other replica this node shares partitions of `ks` with under the current
+    /// version, in any DC, those partitions: what anti-entropy compares with it. Partitions
+    /// are the same in every DC, so a replica in another DC compares like a local one.
+    pub fn shared_partitions(
+        &self,
+        ks: &KeyspaceSpec,
+    ) -> std::collections::BTreeMap<ActorId, crate::merkle::PartitionSet> {
+        let placement = self.current();
+        let factors = factors_at(placement, ks);
+        let mut out: std::collections::BTreeMap<ActorId, crate::merkle::PartitionSet> =
+            Default::default();
+        for p in 0..crate::partition::PARTITIONS as u16 {
+            let owners: Vec<ActorId> = factors
+                .iter()
+                .flat_map(|(dc, rf)| placement.owners_iter(dc, p, *rf))
+                .collect();
+            if !owners.contains(&self.me) {
+                continue;
+            }
+            for n in owners.into_iter().filter(|n| *n != self.me) {
+                out.entry(n).or_default().insert(p);
+            }
+        }
+        out
+    }
+
     /// Datacenters a keyspace lives in under the current version, with its factor there.
     pub fn factors(&self, ks: &KeyspaceSpec) -> Vec<(String, usize)> {
         factors_at(self.current(), ks)
@@ -364,6 +390,40 @@ mod tests {
         let mut s = KeyspaceSpec::new("k", crate::ValueKind::Siblings);
         s.replication.insert("dc1".into(), dc1);
         s
+    }
+
+    #[test]
+    fn replicas_compare_exactly_the_partitions_they_share_in_every_dc() {
+        let nodes = [(1, "dc1"), (2, "dc1"), (3, "dc1"), (4, "dc2"), (5, "dc2")];
+        let h = Arc::new(history(&nodes));
+        let mut ks = spec(2);
+        ks.replication.insert("dc2".into(), 1);
+        let up = view(&[1, 2, 3, 4, 5]);
+        let views: Vec<_> = nodes
+            .iter()
+            .map(|(n, dc)| own(id(*n), dc, up.clone(), h.clone()).shared_partitions(&ks))
+            .collect();
+        for (i, (a, _)) in nodes.iter().enumerate() {
+            let me = own(id(*a), nodes[i].1, up.clone(), h.clone());
+            for (peer, set) in &views[i] {
+                let j = nodes.iter().position(|(n, _)| id(*n) == *peer).unwrap();
+                // Symmetric: the peer compares the same partitions with this node.
+                assert_eq!(views[j].get(&id(*a)), Some(set));
+                for p in set.iter() {
+                    let owners: Vec<ActorId> = me
+                        .replicas(&ks, p)
+                        .into_iter()
+                        .flat_map(|d| d.replicas)
+                        .map(|s| s.node)
+                        .collect();
+                    assert!(owners.contains(&id(*a)) && owners.contains(peer));
+                }
+            }
+        }
+        // dc2's single replica of each partition shares it with both of dc1's.
+        let n4: usize = views[3].values().map(|s| s.len()).sum();
+        let n5: usize = views[4].values().map(|s| s.len()).sum();
+        assert_eq!(n4 + n5, 2 * crate::partition::PARTITIONS as usize);
     }
 
     #[test]

@@ -82,12 +82,14 @@ impl Forest {
     }
 
     /// Replaces a partition's trees with ones built from `scan`, which runs under the
-    /// partition's lock (so writes wait rather than slip between scan and swap).
+    /// partition's lock (so writes wait rather than slip between scan and swap). Returns
+    /// whether ready trees disagreed with the scan: an update went missing, or memory was
+    /// corrupted.
     pub fn rebuild<E>(
         &self,
         partition: u16,
         scan: impl FnOnce() -> Result<Vec<(Vec<u8>, Vec<u8>)>, E>,
-    ) -> Result<(), E> {
+    ) -> Result<bool, E> {
         let mut trees = self.lock(partition);
         let mut fresh = PartitionTrees {
             ready: true,
@@ -98,8 +100,9 @@ impl Forest {
                 fresh.xor(&loc, entry_hash(&skey, &bytes));
             }
         }
+        let drifted = trees.ready && trees.keyspaces != fresh.keyspaces;
         *trees = fresh;
-        Ok(())
+        Ok(drifted)
     }
 
     /// Partitions in `of` whose trees are not built yet.

@@ -2,6 +2,7 @@
 //! hinted handoff and partition streaming. `Cluster` owns the shared state; background tasks
 //! keep the layout, topology, keyspaces, hints and streamed partitions up to date.
 
+pub mod anti_entropy;
 pub mod coordinator;
 mod drive;
 pub mod handoff;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub expects_peers: bool,
     pub read_repair_chance: f64,
     pub role: meridian_core::layout::Role,
+    pub anti_entropy_exchanges_per_sec: f64,
+    pub anti_entropy_bytes_per_sec: u64,
 }
 
 pub struct Cluster {
@@ -57,6 +60,8 @@ pub struct Cluster {
     meta: NodeMeta,
     /// What this node does in the layout.
     pub role: meridian_core::layout::Role,
+    /// Continuous anti-entropy's pace: exchanges per second and bytes per second.
+    anti_entropy: (f64, u64),
     /// Fired when a decommission has finished and the node should stop.
     pub stop: tokio::sync::watch::Sender<bool>,
 }
@@ -99,6 +104,10 @@ impl Cluster {
             topology: RwLock::new(Arc::new(topo)),
             meta,
             role: settings.role,
+            anti_entropy: (
+                settings.anti_entropy_exchanges_per_sec,
+                settings.anti_entropy_bytes_per_sec,
+            ),
             stop,
         })
     }
@@ -120,6 +129,8 @@ impl Cluster {
         tokio::spawn(async move { me.follow_membership().await });
         layout_sync::LayoutSync::spawn(self.clone());
         reclaim::Reclaim::spawn(self.clone());
+        anti_entropy::TreeKeeper::spawn(self.engine.clone());
+        anti_entropy::AntiEntropy::spawn(self.clone(), self.anti_entropy.0, self.anti_entropy.1);
         let me = self.clone();
         tokio::spawn(async move { me.replay_hints().await });
         let me = self.clone();

@@ -238,6 +238,15 @@ impl pb::peer_server::Peer for PeerService {
         }))
     }
 
+    async fn anti_entropy(
+        &self,
+        req: Request<pb::AntiEntropyMessage>,
+    ) -> Result<Response<pb::AntiEntropyMessage>, Status> {
+        let engine = self.cluster.engine.clone();
+        let body = super::anti_entropy::answer(engine, &req.into_inner().body).await?;
+        Ok(Response::new(pb::AntiEntropyMessage { body: body.into() }))
+    }
+
     async fn forward(
         &self,
         req: Request<pb::ForwardRequest>,

@@ -72,7 +72,7 @@ impl Reclaim {
                 return Ok(());
             }
             self.hand_off(&now, p)?;
-            let n = c.engine.storage().delete_data_prefix(&p.to_be_bytes())?;
+            let n = c.engine.drop_partition(p)?;
             if n > 0 {
                 bytes += n;
                 partitions += 1;

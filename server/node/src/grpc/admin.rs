@@ -169,6 +169,26 @@ impl pb::admin_server::Admin for AdminService {
 
     type DecommissionStream = ProgressStream;
 
+    type RepairStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::RepairProgress, Status>> + Send>>;
+
+    async fn repair(
+        &self,
+        req: Request<pb::RepairRequest>,
+    ) -> Result<Response<Self::RepairStream>, Status> {
+        let req = req.into_inner();
+        let keyspace = Some(req.keyspace).filter(|k| !k.is_empty());
+        if let Some(k) = &keyspace {
+            self.cluster.engine.keyspaces().get(k)?;
+        }
+        let dc = Some(req.dc).filter(|d| !d.is_empty());
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(self.cluster.clone().repair(keyspace, dc, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn decommission(
         &self,
         req: Request<pb::DecommissionRequest>,
