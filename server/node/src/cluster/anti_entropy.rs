@@ -233,15 +233,15 @@ impl AntiEntropy {
                     Vec::new()
                 }
             };
+            let topo = self.cluster.topology();
+            let plan: Vec<_> = plan.into_iter().filter(|p| topo.alive(&p.2)).collect();
+            drop(topo);
             if plan.is_empty() {
                 tokio::time::sleep(self.per_exchange.max(Duration::from_secs(1))).await;
                 continue;
             }
             for (name, ks, peer, set) in plan {
                 let started = Instant::now();
-                if !self.cluster.topology().alive(&peer) {
-                    continue;
-                }
                 let bytes = match self.cluster.exchange(peer, ks, set).await {
                     Ok(o) => {
                         let m = &self.cluster.metrics;
