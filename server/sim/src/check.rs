@@ -166,6 +166,63 @@ pub fn check(
     violations
 }
 
+/// After anti-entropy had time to converge: every replica of every partition holds an equal
+/// Merkle tree for each keyspace, and every node's trees equal what a scan of its data
+/// builds (writes never missed an update).
+pub fn trees_agree(nodes: &[SimNode], view: usize, keyspaces: &[KeyspaceSpec]) -> Vec<String> {
+    use meridian_core::merkle::{PARTITION_LEVEL, PartitionSet};
+    let mut violations = Vec::new();
+    let up: BTreeSet<_> = nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
+    let Some(first) = nodes.get(view) else {
+        return violations;
+    };
+    let own = first.ownership(&up);
+    let all = PartitionSet::all();
+    for n in nodes.iter().filter(|n| n.up) {
+        for p in 0..meridian_core::partition::PARTITIONS as u16 {
+            let drifted = n
+                .forest
+                .rebuild(p, || {
+                    Ok::<_, std::convert::Infallible>(n.data.scan(&p.to_be_bytes()))
+                })
+                .unwrap_or_else(|e| match e {});
+            if drifted {
+                violations.push(format!(
+                    "node {}: the Merkle tree of partition {p} differs from its data",
+                    n.id
+                ));
+            }
+        }
+    }
+    for ks in keyspaces {
+        for p in 0..meridian_core::partition::PARTITIONS as u16 {
+            let roots: Vec<(Option<u64>, meridian_core::ActorId)> = own
+                .replicas(ks, p)
+                .into_iter()
+                .flat_map(|d| d.replicas)
+                .filter_map(|slot| nodes.iter().find(|n| n.id == slot.node && n.up))
+                .map(|n| {
+                    (
+                        n.forest.hash(ks.id(), PARTITION_LEVEL, u32::from(p), &all),
+                        n.id,
+                    )
+                })
+                .collect();
+            if roots.windows(2).any(|w| w[0].0 != w[1].0) {
+                violations.push(format!(
+                    "{}/partition {p}: replicas' Merkle roots differ after anti-entropy: {:?}",
+                    ks.name,
+                    roots
+                        .iter()
+                        .map(|(r, id)| format!("{id}: {r:x?}"))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    violations
+}
+
 fn check_key(
     name: &str,
     ks: &KeyspaceSpec,

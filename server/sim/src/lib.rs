@@ -22,4 +22,4 @@ pub mod placement;
 mod rng;
 mod world;
 
-pub use world::{Report, Stats, run};
+pub use world::{Report, Scenario, Stats, run, run_scenario};

@@ -1,6 +1,7 @@
 //! Runs simulated seeds: `meridian-sim --seed N` replays one and prints its trace hash and
 //! violations; `meridian-sim --seeds N [--from S]` runs N seeds and stops at the first that
-//! fails, printing the command that replays it; `meridian-sim --placement NODES [DCS]`
+//! fails, printing the command that replays it (`--geo` runs the geo scenario: anti-entropy,
+//! long DC partitions, no read-repair pass); `meridian-sim --placement NODES [DCS]`
 //! prints placement figures for a cluster of that size; `meridian-sim --converge NODES [DCS]`
 //! how long one join takes to reach every node.
 
@@ -56,8 +57,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let scenario = if args.iter().any(|a| a == "--geo") {
+        meridian_sim::Scenario::Geo
+    } else {
+        meridian_sim::Scenario::Classic
+    };
+    let flag = if scenario == meridian_sim::Scenario::Geo {
+        " --geo"
+    } else {
+        ""
+    };
     if let Some(seed) = value("--seed") {
-        let r = meridian_sim::run(seed);
+        let r = meridian_sim::run_scenario(seed, scenario);
         println!("seed {seed}: trace {} {:?}", r.trace, r.stats);
         for v in &r.violations {
             println!("  violation: {v}");
@@ -69,19 +80,19 @@ fn main() -> ExitCode {
         };
     }
     let Some(count) = value("--seeds") else {
-        eprintln!("usage: meridian-sim --seed N | --seeds N [--from S]");
+        eprintln!("usage: meridian-sim --seed N [--geo] | --seeds N [--from S] [--geo]");
         return ExitCode::from(2);
     };
     let from = value("--from").unwrap_or(0);
     let started = std::time::Instant::now();
     for seed in from..from.saturating_add(count) {
-        let r = meridian_sim::run(seed);
+        let r = meridian_sim::run_scenario(seed, scenario);
         if !r.violations.is_empty() {
             println!("seed {seed} FAILED:");
             for v in &r.violations {
                 println!("  {v}");
             }
-            println!("replay: cargo run -p meridian-sim --release -- --seed {seed}");
+            println!("replay: cargo run -p meridian-sim --release -- --seed {seed}{flag}");
             return ExitCode::FAILURE;
         }
         if (seed - from + 1) % 1000 == 0 {

@@ -43,6 +43,8 @@ pub enum Req {
         partitions: Vec<u16>,
         keyspaces: Vec<u64>,
     },
+    /// One step of an anti-entropy exchange (carried as the structure, like layouts).
+    AntiEntropy(meridian_core::merkle::exchange::Request),
     /// A client's read; `repair` asks every replica in scope (a read-repair pass).
     ClientRead {
         keyspace: String,
@@ -61,6 +63,7 @@ pub enum Resp {
     Objects(Vec<(Vec<u8>, Vec<u8>)>),
     Written(Result<WriteAck, String>),
     ReadDone(Result<ReadReply, String>),
+    AntiEntropy(meridian_core::merkle::exchange::Reply),
     /// Refused or given up on.
     Refused,
 }
@@ -90,6 +93,7 @@ impl Msg {
                     Req::Stream { .. } => "stream",
                     Req::ClientWrite { .. } => "cwrite",
                     Req::ClientRead { .. } => "cread",
+                    Req::AntiEntropy(_) => "ae",
                 };
                 format!("req{rpc}:{kind}")
             }
@@ -102,6 +106,7 @@ impl Msg {
                     Resp::Objects(o) => format!("objects{}", o.len()),
                     Resp::Written(r) => format!("written{}", r.is_ok()),
                     Resp::ReadDone(r) => format!("readdone{}", r.is_ok()),
+                    Resp::AntiEntropy(_) => "ae".into(),
                     Resp::Refused => "refused".into(),
                 };
                 format!("resp{rpc}:{kind}")

@@ -9,11 +9,13 @@ use meridian_core::coordinate::{
     WriteCoordinator, WriteRoute, route_write,
 };
 use meridian_core::handoff::{self, HintRoute, Redirect};
-use meridian_core::keeper::{ClientWrite, Keeper, WriteAck};
+use meridian_core::keeper::{ClientWrite, Keeper, KeeperError, WriteAck};
 use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_core::layout::ownership::Ownership;
 use meridian_core::layout::streaming::{StreamGate, StreamPlan};
 use meridian_core::layout::{Digest, LayoutHistory, LayoutMember};
+use meridian_core::merkle::exchange::{self, Exchange, Merged, Replica, Step};
+use meridian_core::merkle::{Forest, PartitionSet, Tracked};
 use meridian_core::partition::{parse_storage_key, partition_of, storage_key};
 use meridian_core::store::{MemStore, Store};
 use meridian_core::{ActorId, ContextSeal, KeyspaceSpec, StoredObject};
@@ -36,6 +38,8 @@ pub enum Timer {
     CallTimeout(u64),
     HintTick,
     LayoutTick,
+    /// Start an anti-entropy exchange if none is running (geo runs only).
+    AntiEntropyTick,
 }
 
 #[derive(Debug)]
@@ -106,7 +110,61 @@ enum Pending {
     },
     Layout,
     Stream,
+    /// A step of this node's anti-entropy exchange with this peer.
+    AntiEntropy(ActorId),
     Fire,
+}
+
+/// The keyspaces' shared partitions with each peer, for the current layout version (its
+/// digest) they came from: they depend on its placement alone, not on who is up.
+type SharedCache = (Digest, Rc<Vec<(u64, ActorId, PartitionSet)>>);
+
+/// This node's data as an anti-entropy exchange sees it: the same keeper, trees and store
+/// the node's requests use.
+struct Local<'a> {
+    data: &'a MemStore,
+    forest: &'a Forest,
+    keeper: &'a Keeper<Tracked<Rc<MemStore>>>,
+    keyspaces: &'a [KeyspaceSpec],
+}
+
+impl Replica for Local<'_> {
+    type Error = std::convert::Infallible;
+
+    fn forest(&self) -> &Forest {
+        self.forest
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Self::Error> {
+        for (k, v) in self.data.scan(prefix) {
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&self, skey: &[u8], object: &[u8]) -> Result<Merged, Self::Error> {
+        let durable = durable(self.keyspaces, skey);
+        Ok(match self.keeper.merge(skey, object, durable) {
+            Ok(true) => Merged::Changed,
+            Ok(false) => Merged::Unchanged,
+            Err(KeeperError::Core(e)) => Merged::Rejected(e.to_string()),
+            Err(KeeperError::Store(e)) => match e {},
+        })
+    }
+}
+
+fn durable(keyspaces: &[KeyspaceSpec], skey: &[u8]) -> bool {
+    parse_storage_key(skey).is_some_and(|(_, id, _)| {
+        keyspaces
+            .iter()
+            .any(|k| k.id() == id && k.sync_writes == Some(true))
+    })
 }
 
 pub struct SimNode {
@@ -118,7 +176,14 @@ pub struct SimNode {
     pub incarnation: u32,
     pub data: Rc<MemStore>,
     pub hints: Rc<MemStore>,
-    keeper: Keeper<Rc<MemStore>>,
+    keeper: Keeper<Tracked<Rc<MemStore>>>,
+    /// Merkle trees of `data`, kept by every write through the keeper.
+    pub forest: Arc<Forest>,
+    /// The exchange this node is running, if any.
+    exchange: Option<Exchange>,
+    /// Keys its finished exchanges changed, here or on the peer.
+    pub ae_repaired: u64,
+    shared_cache: Option<SharedCache>,
     pub history: Arc<LayoutHistory>,
     /// The history as last made durable.
     stored_layout: Arc<LayoutHistory>,
@@ -162,6 +227,7 @@ impl SimNode {
         now: u64,
     ) -> Self {
         let data = Rc::new(MemStore::new());
+        let forest = Arc::new(Forest::new(true));
         let seal = seal_of(&history);
         let history_secret = history.current().map(|v| *v.secret());
         let id = me.id;
@@ -172,10 +238,17 @@ impl SimNode {
             stopped: false,
             incarnation: 0,
             keeper: Keeper::new(
-                data.clone(),
+                Tracked {
+                    inner: data.clone(),
+                    forest: forest.clone(),
+                },
                 ActorId::for_incarnation(id.0, 0),
                 seal.clone(),
             ),
+            forest,
+            exchange: None,
+            ae_repaired: 0,
+            shared_cache: None,
             data,
             hints: Rc::new(MemStore::new()),
             fingerprint: history.fingerprint(),
@@ -216,6 +289,7 @@ impl SimNode {
         self.jobs.clear();
         self.pending.clear();
         self.hints_in_flight.clear();
+        self.exchange = None;
         self.streaming = None;
         self.gate = StreamGate::default();
     }
@@ -235,7 +309,18 @@ impl SimNode {
         self.started = now;
         self.incarnation += 1;
         let actor = ActorId::for_incarnation(self.id.0, self.incarnation);
-        self.keeper = Keeper::new(self.data.clone(), actor, self.seal.clone());
+        // The trees were in memory: built again from what survived on disk.
+        self.forest = Arc::new(Forest::new(false));
+        for p in 0..meridian_core::partition::PARTITIONS as u16 {
+            let _ = self.forest.rebuild(p, || {
+                Ok::<_, std::convert::Infallible>(self.data.scan(&p.to_be_bytes()))
+            });
+        }
+        let tracked = Tracked {
+            inner: self.data.clone(),
+            forest: self.forest.clone(),
+        };
+        self.keeper = Keeper::new(tracked, actor, self.seal.clone());
         self.up = true;
     }
 
@@ -250,7 +335,7 @@ impl SimNode {
         self.current
     }
 
-    pub fn keeper(&self) -> &Keeper<Rc<MemStore>> {
+    pub fn keeper(&self) -> &Keeper<Tracked<Rc<MemStore>>> {
         &self.keeper
     }
 
@@ -283,11 +368,81 @@ impl SimNode {
     }
 
     fn durable(&self, skey: &[u8]) -> bool {
-        parse_storage_key(skey).is_some_and(|(_, id, _)| {
-            self.keyspaces
+        durable(&self.keyspaces, skey)
+    }
+
+    fn local(&self) -> Local<'_> {
+        Local {
+            data: &self.data,
+            forest: &self.forest,
+            keeper: &self.keeper,
+            keyspaces: &self.keyspaces,
+        }
+    }
+
+    /// Starts an exchange with one peer over one keyspace's shared partitions, chosen by
+    /// the input's randomness among live peers (as the node goes round-robin over them).
+    fn anti_entropy_tick(&mut self, ctx: &mut Ctx<'_>) {
+        if self.exchange.is_some() || self.current == 0 {
+            return;
+        }
+        let own = self.ownership(ctx.up);
+        let current = self.history.current().map(|v| v.digest());
+        let cached = self
+            .shared_cache
+            .as_ref()
+            .filter(|(d, _)| Some(*d) == current)
+            .map(|(_, s)| s.clone());
+        let shared = cached.unwrap_or_else(|| {
+            let all: Vec<(u64, ActorId, PartitionSet)> = self
+                .keyspaces
                 .iter()
-                .any(|k| k.id() == id && k.sync_writes == Some(true))
-        })
+                .flat_map(|ks| {
+                    own.shared_partitions(ks)
+                        .into_iter()
+                        .map(|(peer, set)| (ks.id(), peer, set))
+                })
+                .collect();
+            Rc::new(all)
+        });
+        if let Some(d) = current {
+            self.shared_cache = Some((d, shared.clone()));
+        }
+        let live: Vec<&(u64, ActorId, PartitionSet)> = shared
+            .iter()
+            .filter(|(_, p, _)| ctx.up.contains(p))
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let (ks, peer, set) = live[(ctx.random % live.len() as u64) as usize];
+        let (ex, req) = Exchange::start(*ks, set.clone());
+        self.exchange = Some(ex);
+        self.call(
+            *peer,
+            Req::AntiEntropy(req),
+            Pending::AntiEntropy(*peer),
+            ctx,
+        );
+    }
+
+    fn anti_entropy_reply(&mut self, to: ActorId, resp: Resp, ctx: &mut Ctx<'_>) {
+        let Some(mut ex) = self.exchange.take() else {
+            return;
+        };
+        let Resp::AntiEntropy(reply) = resp else {
+            return;
+        };
+        match ex.on_reply(&self.local(), reply) {
+            Ok(Step::Send(req)) => {
+                self.exchange = Some(ex);
+                self.call(to, Req::AntiEntropy(req), Pending::AntiEntropy(to), ctx);
+            }
+            Ok(Step::Done(stats)) => {
+                self.ae_repaired += stats.repaired_here + stats.repaired_there;
+            }
+            Err(_) => {}
+        }
     }
 
     fn send(&mut self, to: ActorId, msg: Msg, ctx: &mut Ctx<'_>) {
@@ -331,6 +486,7 @@ impl SimNode {
             }
             Timer::HintTick => self.replay_hints(ctx),
             Timer::LayoutTick => self.layout_tick(ctx),
+            Timer::AntiEntropyTick => self.anti_entropy_tick(ctx),
         }
     }
 
@@ -360,6 +516,13 @@ impl SimNode {
                 });
                 let mine = self.history.clone();
                 self.respond(origin, Resp::Layout(mine), ctx);
+            }
+            Req::AntiEntropy(req) => {
+                let resp = match exchange::answer(&self.local(), req) {
+                    Ok(reply) => Resp::AntiEntropy(reply),
+                    Err(_) => Resp::Refused,
+                };
+                self.respond(origin, resp, ctx);
             }
             Req::Stream {
                 partitions,
@@ -702,6 +865,7 @@ impl SimNode {
                 }
             }
             Pending::Stream => self.streamed(resp),
+            Pending::AntiEntropy(peer) => self.anti_entropy_reply(peer, resp, ctx),
             Pending::Hint(key) => {
                 self.hints_in_flight.remove(&key);
                 if matches!(resp, Resp::Stored) {
@@ -809,7 +973,10 @@ impl SimNode {
                         self.keep_hint(heir, &skey, &object);
                     }
                 }
-                self.data.delete_prefix(&p.to_be_bytes());
+                let _ = self.forest.rebuild(p, || {
+                    self.data.delete_prefix(&p.to_be_bytes());
+                    Ok::<_, std::convert::Infallible>(Vec::new())
+                });
             }
             self.reclaimed_for = Some(r.version);
         }

@@ -3,8 +3,8 @@
 //! nodes, all from one seed, in one thread, on one clock.
 //!
 //! A run has three phases: chaos (faults and client traffic), healing (faults stop, crashed
-//! nodes restart, clients finish, hints drain), and a read-repair pass over every key. Then
-//! the checks in `check.rs` run.
+//! nodes restart, clients finish, hints drain), and a read-repair pass over every key (in the
+//! geo scenario, anti-entropy alone instead). Then the checks in `check.rs` run.
 
 use crate::check;
 use crate::client::{Client, Next, Record};
@@ -26,6 +26,10 @@ const SETTLE_BY: u64 = 120_000;
 /// How long the run goes on after the repair pass.
 const AFTER_REPAIR: u64 = 10_000;
 const HINT_TICK: u64 = 200;
+/// Each node starts an anti-entropy exchange this often (geo runs).
+const AE_TICK: u64 = 250;
+/// How long anti-entropy has to converge every replica once the layout settled (geo runs).
+const AE_SETTLE: u64 = 20_000;
 const FLUSH_EVERY: u64 = 2_000;
 const CLIENT_TIMEOUT: u64 = 1_500;
 const KEYS: usize = 5;
@@ -58,6 +62,8 @@ pub struct Stats {
     pub layout_version: u64,
     /// Decommissioned nodes that handed their hints off and stopped.
     pub stopped: u32,
+    /// Keys anti-entropy changed (geo runs).
+    pub ae_repaired: u64,
 }
 
 #[derive(Debug)]
@@ -108,6 +114,7 @@ struct World {
     future_dc: String,
     changes: u32,
     chaos: bool,
+    scenario: Scenario,
     /// When the run stops.
     end: u64,
     /// `MERIDIAN_SIM_TRACE` set: print every event with its payload.
@@ -116,16 +123,36 @@ struct World {
     stats: Stats,
 }
 
+/// The scenario a seed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Faults, layout changes and client traffic; a read-repair pass over every key at the
+    /// end brings replicas together.
+    Classic,
+    /// The same, plus anti-entropy on every node, DC partitions that last 3–12 s, and no
+    /// read-repair pass: anti-entropy alone must converge every replica, and every
+    /// partition's Merkle tree must then be equal on all its replicas.
+    Geo,
+}
+
 pub fn run(seed: u64) -> Report {
-    let mut w = World::new(seed);
+    run_scenario(seed, Scenario::Classic)
+}
+
+pub fn run_scenario(seed: u64, scenario: Scenario) -> Report {
+    let mut w = World::new(seed, scenario);
     w.run();
     let view = w.view_node();
     let died = w.killed;
-    let violations = check::check(&w.nodes, view, died, &w.keyspaces, KEYS, &w.records);
+    let mut violations = check::check(&w.nodes, view, died, &w.keyspaces, KEYS, &w.records);
+    if scenario == Scenario::Geo {
+        violations.extend(check::trees_agree(&w.nodes, view, &w.keyspaces));
+    }
     w.stats.layout_version = w.nodes[view].version();
     w.stats.writes = w.records.len();
     w.stats.acked = w.records.iter().filter(|r| r.acked).count();
     w.stats.hints_left = w.nodes.iter().map(SimNode::hint_count).sum();
+    w.stats.ae_repaired = w.nodes.iter().map(|n| n.ae_repaired).sum();
     Report {
         seed,
         trace: w.trace.finalize().to_hex().to_string(),
@@ -157,7 +184,7 @@ fn keyspaces(dcs: &[String], future: &str) -> Vec<KeyspaceSpec> {
 }
 
 impl World {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, scenario: Scenario) -> Self {
         let mut rng = Rng::new(seed);
         let dc_count = rng.range(2, 4) as usize;
         let per_dc = rng.range(3, 5) as usize;
@@ -217,6 +244,7 @@ impl World {
             future_dc,
             changes: 0,
             chaos: true,
+            scenario,
             end: REPAIR_AT + AFTER_REPAIR,
             verbose: std::env::var_os("MERIDIAN_SIM_TRACE").is_some(),
             trace: blake3::Hasher::new(),
@@ -243,6 +271,16 @@ impl World {
         for timer in [Timer::HintTick, Timer::LayoutTick] {
             let at = self.now + self.rng.range(1, HINT_TICK);
             self.at(at, Event::NodeTimer { node, timer });
+        }
+        if self.scenario == Scenario::Geo {
+            let at = self.now + self.rng.range(1, AE_TICK);
+            self.at(
+                at,
+                Event::NodeTimer {
+                    node,
+                    timer: Timer::AntiEntropyTick,
+                },
+            );
         }
     }
 
@@ -330,7 +368,11 @@ impl World {
                 if !self.nodes[node].up {
                     return;
                 }
-                let again = matches!(timer, Timer::HintTick | Timer::LayoutTick);
+                let every = match timer {
+                    Timer::HintTick | Timer::LayoutTick => Some(HINT_TICK),
+                    Timer::AntiEntropyTick => Some(AE_TICK),
+                    _ => None,
+                };
                 let rearm = timer.clone();
                 self.with_node(node, |n, ctx| n.on_timer(timer, ctx));
                 if self.nodes[node].stopped {
@@ -339,11 +381,8 @@ impl World {
                     self.stats.stopped += 1;
                     return;
                 }
-                if again {
-                    self.at(
-                        self.now + HINT_TICK,
-                        Event::NodeTimer { node, timer: rearm },
-                    );
+                if let Some(every) = every {
+                    self.at(self.now + every, Event::NodeTimer { node, timer: rearm });
                 }
             }
             Event::ClientTick(c) => self.client_start(c),
@@ -397,8 +436,14 @@ impl World {
                     .filter(|n| n.up)
                     .all(|n| n.history.chain().len() == 1);
                 if settled || self.now >= SETTLE_BY {
-                    self.repair_pass();
-                    self.end = self.now + AFTER_REPAIR;
+                    match self.scenario {
+                        Scenario::Classic => {
+                            self.repair_pass();
+                            self.end = self.now + AFTER_REPAIR;
+                        }
+                        // No reads: anti-entropy alone has this long to converge.
+                        Scenario::Geo => self.end = self.now + AE_SETTLE,
+                    }
                 } else {
                     self.end = self.now + 1_000 + AFTER_REPAIR;
                     self.at(self.now + 1_000, Event::RepairPass);
@@ -700,7 +745,10 @@ impl World {
         self.next_cut += 1;
         self.cuts.insert(id, pairs);
         self.stats.partitions += 1;
-        let heal = self.now + self.rng.range(500, 3_000);
+        let heal = match self.scenario {
+            Scenario::Classic => self.now + self.rng.range(500, 3_000),
+            Scenario::Geo => self.now + self.rng.range(3_000, 12_000),
+        };
         self.at(heal, Event::Heal(id));
     }
 
@@ -785,6 +833,7 @@ fn detail(event: &Event) -> String {
             } => {
                 format!("{keyspace}/{} {level}", String::from_utf8_lossy(key))
             }
+            Req::AntiEntropy(r) => format!("{r:?}").chars().take(200).collect(),
             Req::Read { .. } | Req::Layout { .. } | Req::Stream { .. } => String::new(),
         },
         Event::Deliver {

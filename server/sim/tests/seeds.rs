@@ -71,6 +71,41 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> Totals {
     t
 }
 
+/// The geo scenario: anti-entropy on every node, DC partitions of 3–12 s, no read-repair
+/// pass. `MERIDIAN_SIM_GEO_SEEDS=N` runs N (60 by default).
+#[test]
+fn every_geo_seed_converges_by_anti_entropy_alone() {
+    let count = env("MERIDIAN_SIM_GEO_SEEDS", 60);
+    let from = env("MERIDIAN_SIM_FROM", 0);
+    let halves: Vec<std::thread::JoinHandle<u64>> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut repaired = 0;
+                for seed in (from..from + count).filter(|s| s % 2 == t) {
+                    let report = meridian_sim::run_scenario(seed, meridian_sim::Scenario::Geo);
+                    assert!(
+                        report.violations.is_empty(),
+                        "geo seed {seed} violates:\n  {}\nreplay: cargo run -p meridian-sim \
+                         --release -- --seed {seed} --geo",
+                        report.violations.join("\n  ")
+                    );
+                    repaired += report.stats.ae_repaired;
+                }
+                repaired
+            })
+        })
+        .collect();
+    let repaired: u64 = halves
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        .sum();
+    // Anti-entropy did the converging: it changed keys in most runs.
+    assert!(
+        repaired > count,
+        "anti-entropy repaired only {repaired} keys"
+    );
+}
+
 /// Seeds that once found a defect (see docs/simulation.md), kept whatever the seed range.
 #[test]
 fn the_seeds_that_found_defects_hold() {

@@ -14,8 +14,13 @@ use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Segment hashes of one keyspace in one partition.
-pub type Segments = [u64; SEGMENTS];
+/// Segment hashes of one keyspace in one partition, with their XOR (the partition's root,
+/// asked for by every exchange, kept rather than folded each time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments {
+    pub root: u64,
+    pub leaves: [u64; SEGMENTS],
+}
 
 /// The trees of one partition, every keyspace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,18 +34,26 @@ impl PartitionTrees {
         if !self.ready || delta == 0 {
             return;
         }
-        let segs = self.keyspaces.entry(loc.keyspace).or_insert([0; SEGMENTS]);
-        segs[usize::from(loc.segment)] ^= delta;
-        if segs.iter().all(|s| *s == 0) {
+        let segs = self.keyspaces.entry(loc.keyspace).or_insert(Segments {
+            root: 0,
+            leaves: [0; SEGMENTS],
+        });
+        segs.leaves[usize::from(loc.segment)] ^= delta;
+        segs.root ^= delta;
+        if segs.root == 0 && segs.leaves.iter().all(|s| *s == 0) {
             self.keyspaces.remove(&loc.keyspace);
         }
     }
 
     /// XOR of the given segments of one keyspace.
     fn hash(&self, keyspace: u64, segments: std::ops::Range<usize>) -> u64 {
-        self.keyspaces
-            .get(&keyspace)
-            .map_or(0, |s| s[segments].iter().fold(0, |a, b| a ^ b))
+        self.keyspaces.get(&keyspace).map_or(0, |s| {
+            if segments == (0..SEGMENTS) {
+                s.root
+            } else {
+                s.leaves[segments].iter().fold(0, |a, b| a ^ b)
+            }
+        })
     }
 }
 
