@@ -50,6 +50,9 @@ pub struct ServerArgs {
     pub config: Option<PathBuf>,
     #[arg(long, env = "MERIDIAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Come back as this node id on an empty data directory (after a disk replacement).
+    #[arg(long, env = "MERIDIAN_NODE_ID")]
+    pub node_id: Option<String>,
     /// gRPC listen address, HOST:PORT (port 0 picks one).
     #[arg(long, env = "MERIDIAN_GRPC_ADDR")]
     pub grpc_addr: Option<String>,

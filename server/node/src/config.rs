@@ -68,6 +68,10 @@ pub struct NodeConfig {
     pub datacenter: String,
     /// Rack (failure domain) inside the datacenter. Default "rack1".
     pub rack: String,
+    /// The node id to take when the data directory is empty: a node whose disk was replaced
+    /// comes back as itself (anti-entropy refills it) instead of as a new member. Refused
+    /// when the directory holds another node's data. Default: none (a new id).
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +124,7 @@ impl Default for NodeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
             datacenter: "dc1".into(),
             rack: "rack1".into(),
+            node_id: None,
         }
     }
 }

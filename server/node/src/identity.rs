@@ -18,14 +18,42 @@ const NODE_ID_KEY: &str = "node/id";
 const INCARNATION_KEY: &str = "node/incarnation";
 const RUNNING_KEY: &str = "node/running";
 
-pub fn load_or_create(storage: &Storage) -> NodeResult<uuid::Uuid> {
+/// The stored id; on an empty directory, `wanted` (a node whose disk was replaced) or a new
+/// one. A directory that holds another node's id is refused.
+pub fn load_or_create(storage: &Storage, wanted: Option<uuid::Uuid>) -> NodeResult<uuid::Uuid> {
     if let Some(bytes) = storage.get_meta(NODE_ID_KEY)? {
-        return uuid::Uuid::from_slice(&bytes)
-            .map_err(|e| NodeError::Storage(format!("stored node id is corrupt: {e}")));
+        let stored = uuid::Uuid::from_slice(&bytes)
+            .map_err(|e| NodeError::Storage(format!("stored node id is corrupt: {e}")))?;
+        if let Some(w) = wanted.filter(|w| *w != stored) {
+            return Err(NodeError::InvalidArgument(format!(
+                "this data directory belongs to node {stored}, not {w}: node_id only names \
+                 the node an empty directory comes back as"
+            )));
+        }
+        return Ok(stored);
     }
-    let id = uuid::Uuid::new_v4();
+    let Some(id) = wanted else {
+        let id = uuid::Uuid::new_v4();
+        storage.put_meta(NODE_ID_KEY, id.as_bytes())?;
+        tracing::info!(node_id = %id, "created a new node identity");
+        return Ok(id);
+    };
+    // The dots this node minted before its disk was lost are unknown here, and peers hold
+    // them: mint under an incarnation none of its earlier lives can have used. Incarnations
+    // count up from 0 by one per unclean stop; the time in seconds is far beyond that, and
+    // beyond any earlier replacement's.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let incarnation = u32::try_from(secs).unwrap_or(u32::MAX - 1);
+    storage.put_meta(INCARNATION_KEY, &incarnation.to_be_bytes())?;
     storage.put_meta(NODE_ID_KEY, id.as_bytes())?;
-    tracing::info!(node_id = %id, "created a new node identity");
+    tracing::warn!(
+        node_id = %id,
+        incarnation,
+        "came back as an existing node on an empty data directory: anti-entropy refills it \
+         (`meridian admin repair --this-node` does it now)"
+    );
     Ok(id)
 }
 
@@ -96,6 +124,35 @@ mod tests {
     use crate::config::StorageConfig;
 
     #[test]
+    fn a_replaced_disk_comes_back_as_its_node_under_an_unused_incarnation() {
+        let open =
+            |d: &tempfile::TempDir| Storage::open(d.path(), &StorageConfig::default()).unwrap();
+        let first = tempfile::tempdir().unwrap();
+        let s = open(&first);
+        let id = load_or_create(&s, None).unwrap();
+        assert_eq!(start_incarnation(&s).unwrap(), 0);
+        drop(s);
+        // The disk is replaced: an empty directory told which node it is.
+        let second = tempfile::tempdir().unwrap();
+        let s = open(&second);
+        assert_eq!(load_or_create(&s, Some(id)).unwrap(), id);
+        let inc = start_incarnation(&s).unwrap();
+        assert!(
+            inc > 1_000_000_000,
+            "incarnation {inc} could have been used before"
+        );
+        assert_ne!(actor(id, inc), actor(id, 0));
+        // A directory that holds this node refuses to become another one.
+        let other = uuid::Uuid::new_v4();
+        let e = load_or_create(&s, Some(other)).unwrap_err().to_string();
+        assert!(
+            e.contains(&id.to_string()) && e.contains(&other.to_string()),
+            "{e}"
+        );
+        assert_eq!(load_or_create(&s, Some(id)).unwrap(), id);
+    }
+
+    #[test]
     fn incarnation_moves_on_only_after_an_unclean_stop() {
         let dir = tempfile::tempdir().unwrap();
         let open = || Storage::open(dir.path(), &StorageConfig::default()).unwrap();
@@ -111,7 +168,7 @@ mod tests {
         drop(s);
         let s = open();
         assert_eq!(start_incarnation(&s).unwrap(), 2);
-        let id = load_or_create(&s).unwrap();
+        let id = load_or_create(&s, None).unwrap();
         assert_ne!(actor(id, 1), actor(id, 2));
         assert_eq!(actor(id, 2).incarnation(), 2);
     }

@@ -80,6 +80,9 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    if let Some(id) = &args.node_id {
+        cfg.node.node_id = Some(id.clone());
+    }
     if let Some(d) = &args.data_dir {
         cfg.node.data_dir = d.clone();
     }

@@ -31,7 +31,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Storage::open(&cfg.node.data_dir, &cfg.storage)
             .with_context(|| format!("opening storage in {}", cfg.node.data_dir.display()))?,
     );
-    let node_id = identity::load_or_create(&storage)?;
+    let wanted = cfg
+        .node
+        .node_id
+        .as_deref()
+        .map(|s| {
+            uuid::Uuid::parse_str(s)
+                .with_context(|| format!("node.node_id {s:?} is not a node id (a UUID)"))
+        })
+        .transpose()?;
+    let node_id = identity::load_or_create(&storage, wanted)?;
     let actor = identity::node(node_id);
     let incarnation = identity::start_incarnation(&storage)?;
     let keyspaces = Keyspaces::load(&storage, &cfg.limits)?;

@@ -1,6 +1,7 @@
 //! Anti-entropy with real `meridian` processes in two datacenters: a replica that missed
-//! writes and whose hints were dropped is refilled by Merkle exchanges alone (no client
-//! reads), continuously or on `meridian admin repair`. One test at a time (see `serial`).
+//! writes and whose hints were dropped, or whose disk was replaced, is refilled by Merkle
+//! exchanges alone (no client reads), continuously or on `meridian admin repair`. One test
+//! at a time (see `serial`).
 
 mod common;
 
@@ -156,4 +157,50 @@ async fn admin_repair_brings_a_replica_up_to_date_and_reports_what_it_did() {
     assert!(again.contains("on 4 node(s)"), "{again}");
     assert!(again.contains(" 0 keys repaired"), "{again}");
     assert!(replicas_agree(&c).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_was_replaced_is_refilled_by_anti_entropy() {
+    let _serial = serial().await;
+    let mut c = cluster(43, "20");
+    c.converged().await;
+    c.create_keyspace("ae", &[("dc1", 2), ("dc2", 2)]).await;
+    let client = c.client(0).await;
+    for i in 0..KEYS {
+        client
+            .put_with(
+                "ae",
+                format!("k{i}"),
+                format!("v{i}"),
+                None,
+                &w(Consistency::All),
+            )
+            .await
+            .expect("put at ALL");
+    }
+    assert!(holds_all(&c, 3).await);
+    c.replace_disk(3);
+    c.converged().await;
+    eventually(
+        DEADLINE,
+        "anti-entropy refills the replaced disk",
+        || async { holds_all(&c, 3).await.then_some(()) },
+    )
+    .await;
+    assert!(replicas_agree(&c).await);
+    // Still four members: it came back as itself, not as a fifth node joining.
+    let members = c.topology(0).await.expect("topology").members;
+    assert_eq!(members.len(), 4, "{members:?}");
+    // It mints under a new incarnation: a write through it is a new dot, not a reused one.
+    let replaced = c.client(3).await;
+    replaced
+        .put_with("ae", "k0", "after", None, &w(Consistency::All))
+        .await
+        .expect("a write through the replaced node");
+    let states = c.replica_states("ae", "k0").await;
+    assert_eq!(states.len(), 4);
+    assert!(
+        states.windows(2).all(|s| s[0].1 == s[1].1),
+        "replicas agree on k0"
+    );
 }

@@ -268,6 +268,19 @@ impl TestCluster {
         old
     }
 
+    /// Replaces node `i`'s disk: an empty data directory, started again as the same node
+    /// (`--node-id`), so it stays a member and anti-entropy must refill it.
+    pub fn replace_disk(&mut self, i: usize) {
+        self.kill(i);
+        self.dirs[i] = tempfile::tempdir().expect("tempdir");
+        let id = self.ids[i].clone();
+        self.extra.extend(["--node-id".to_string(), id.clone()]);
+        let node = self.spawn(i);
+        self.extra.truncate(self.extra.len() - 2);
+        assert_eq!(node.node_id, id, "the node came back under its own id");
+        self.nodes[i] = Some(node);
+    }
+
     /// A client of node `i` alone, without retries: each call shows what that node did.
     pub async fn client(&self, i: usize) -> meridian_sdk::Client {
         meridian_sdk::Client::builder([self.node(i).grpc.clone()])
