@@ -50,6 +50,9 @@ pub struct ServerArgs {
     pub config: Option<PathBuf>,
     #[arg(long, env = "MERIDIAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// gRPC address other datacenters reach this node at, if not --grpc-addr (HOST:PORT).
+    #[arg(long, env = "MERIDIAN_WAN_GRPC_ADDR")]
+    pub wan_grpc_addr: Option<String>,
     /// Come back as this node id on an empty data directory (after a disk replacement).
     #[arg(long, env = "MERIDIAN_NODE_ID")]
     pub node_id: Option<String>,

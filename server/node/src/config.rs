@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub datacenter: String,
     /// Rack (failure domain) inside the datacenter. Default "rack1".
     pub rack: String,
+    /// gRPC address (HOST:PORT) nodes in other datacenters use to reach this one, when it
+    /// differs from `grpc_addr` (NAT, a public address, a proxy). Default: `grpc_addr`.
+    pub wan_grpc_addr: Option<String>,
     /// The node id to take when the data directory is empty: a node whose disk was replaced
     /// comes back as itself (anti-entropy refills it) instead of as a new member. Refused
     /// when the directory holds another node's data. Default: none (a new id).
@@ -125,6 +128,7 @@ impl Default for NodeConfig {
             datacenter: "dc1".into(),
             rack: "rack1".into(),
             node_id: None,
+            wan_grpc_addr: None,
         }
     }
 }

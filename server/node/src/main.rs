@@ -80,6 +80,9 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    if let Some(a) = &args.wan_grpc_addr {
+        cfg.node.wan_grpc_addr = Some(a.clone());
+    }
     if let Some(id) = &args.node_id {
         cfg.node.node_id = Some(id.clone());
     }

@@ -95,6 +95,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         capacity: cfg.cluster.capacity,
         grpc: format!("http://{grpc_addr}"),
         http: format!("http://{http_addr}"),
+        wan_grpc: match &cfg.node.wan_grpc_addr {
+            Some(a) => {
+                let addr: std::net::SocketAddr = a.parse().with_context(|| {
+                    format!("node.wan_grpc_addr {a:?} is not HOST:PORT (an IP address and port)")
+                })?;
+                format!("http://{addr}")
+            }
+            None => String::new(),
+        },
     };
     // A new rack or capacity is staged in the layout like a join; a new datacenter is not:
     // the data on this disk belongs to the old one.

@@ -34,6 +34,9 @@ pub struct NodeMeta {
     pub capacity: u32,
     pub grpc: String,
     pub http: String,
+    /// Where nodes of other datacenters reach its gRPC (empty: `grpc`), for addresses that
+    /// differ across a WAN (NAT, public addresses, a proxy).
+    pub wan_grpc: String,
 }
 
 impl NodeMeta {
@@ -44,6 +47,7 @@ impl NodeMeta {
             ("capacity".into(), self.capacity.to_string()),
             ("grpc".into(), self.grpc.clone()),
             ("http".into(), self.http.clone()),
+            ("wan_grpc".into(), self.wan_grpc.clone()),
         ]
     }
 
@@ -55,6 +59,7 @@ impl NodeMeta {
             capacity: get("capacity")?.parse().ok()?,
             grpc: get("grpc")?,
             http: get("http")?,
+            wan_grpc: get("wan_grpc").unwrap_or_default(),
         })
     }
 }

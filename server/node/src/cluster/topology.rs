@@ -14,6 +14,7 @@ pub struct Topology {
     /// From gossip: addresses, liveness, the layout each node holds.
     pub members: BTreeMap<ActorId, MemberState>,
     ownership: Ownership,
+    my_dc: String,
 }
 
 impl Topology {
@@ -32,11 +33,20 @@ impl Topology {
         Self {
             members: view.members.clone(),
             ownership: Ownership::new(me, my_dc, history, up),
+            my_dc: my_dc.to_string(),
         }
     }
 
+    /// Where this node reaches `node`'s gRPC: its WAN address when it is in another DC and
+    /// published one.
     pub fn grpc_of(&self, node: &ActorId) -> Option<&str> {
-        self.members.get(node).map(|m| m.meta.grpc.as_str())
+        self.members.get(node).map(|m| {
+            if m.meta.dc != self.my_dc && !m.meta.wan_grpc.is_empty() {
+                m.meta.wan_grpc.as_str()
+            } else {
+                m.meta.grpc.as_str()
+            }
+        })
     }
 }
 

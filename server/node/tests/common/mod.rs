@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,6 +182,8 @@ pub struct TestCluster {
     pub ids: Vec<String>,
     /// Extra server flags for every node.
     pub extra: Vec<String>,
+    /// One per node when started with `start_wan`: the address other DCs reach it at.
+    pub proxies: Vec<proxy::WanProxy>,
 }
 
 impl TestCluster {
@@ -199,6 +203,7 @@ impl TestCluster {
             dirs: Vec::new(),
             net,
             ids: Vec::new(),
+            proxies: Vec::new(),
         };
         for i in 0..layout.len() {
             c.dirs.push(tempfile::tempdir().expect("tempdir"));
@@ -209,11 +214,54 @@ impl TestCluster {
         c
     }
 
+    /// Like `start_with`, but every node's traffic from other DCs goes through its own
+    /// [`proxy::WanProxy`] (on 127.0.N.(101+i)), so a test can cut or slow the WAN.
+    pub fn start_wan(net: u8, layout: &[(&str, &str, u32)], extra: &[&str]) -> TestCluster {
+        let mut c = TestCluster {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            nodes: Vec::new(),
+            layout: layout
+                .iter()
+                .map(|(d, r, cap)| (d.to_string(), r.to_string(), *cap))
+                .collect(),
+            dirs: Vec::new(),
+            net,
+            ids: Vec::new(),
+            proxies: (0..layout.len())
+                .map(|i| proxy::WanProxy::start(&format!("127.0.{net}.{}", 101 + i)))
+                .collect(),
+        };
+        for i in 0..layout.len() {
+            c.dirs.push(tempfile::tempdir().expect("tempdir"));
+            let node = c.spawn(i);
+            c.ids.push(node.node_id.clone());
+            c.nodes.push(Some(node));
+        }
+        c
+    }
+
+    /// Cuts (or restores) all traffic between datacenters `a` and `b`.
+    pub fn cut_wan(&self, a: &str, b: &str, cut: bool) {
+        for (i, (dc, _, _)) in self.layout.iter().enumerate() {
+            if dc == a || dc == b {
+                if cut {
+                    self.proxies[i].block();
+                } else {
+                    self.proxies[i].unblock();
+                }
+            }
+        }
+    }
+
     /// Adds a node (a join) and returns its index.
     pub fn add(&mut self, dc: &str, rack: &str, capacity: u32) -> usize {
         self.layout.push((dc.into(), rack.into(), capacity));
         self.dirs.push(tempfile::tempdir().expect("tempdir"));
         let i = self.layout.len() - 1;
+        if !self.proxies.is_empty() {
+            let ip = format!("127.0.{}.{}", self.net, 101 + i);
+            self.proxies.push(proxy::WanProxy::start(&ip));
+        }
         let node = self.spawn(i);
         self.ids.push(node.node_id.clone());
         self.nodes.push(Some(node));
@@ -254,7 +302,20 @@ impl TestCluster {
         }
         args.extend(TEST_CLUSTER_FLAGS);
         args.extend(self.extra.iter().map(String::as_str));
-        Node::start_with(self.dirs[i].path(), &args)
+        let wan = self.proxies.get(i).map(|p| p.addr.to_string());
+        if let Some(w) = &wan {
+            args.extend(["--wan-grpc-addr", w]);
+        }
+        let node = Node::start_with(self.dirs[i].path(), &args);
+        if let Some(p) = self.proxies.get(i) {
+            let target = node
+                .grpc
+                .trim_start_matches("http://")
+                .parse()
+                .expect("node's gRPC address");
+            p.set_target(target);
+        }
+        node
     }
 
     /// Wipes node `i`'s data directory and starts it again: it comes back under a new id

@@ -1,0 +1,117 @@
+//! A TCP proxy in front of one node's gRPC port for the traffic of other datacenters (the
+//! node publishes it with `--wan-grpc-addr`): tests cut a WAN link by blocking it, which
+//! drops open connections and refuses new ones, and slow it with a delay per chunk.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct State {
+    target: Mutex<Option<SocketAddr>>,
+    blocked: AtomicBool,
+    delay_ms: AtomicU64,
+    /// Bumped by `block`: connections from before end.
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+pub struct WanProxy {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WanProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.state.cut.send_modify(|g| *g += 1);
+    }
+}
+
+impl WanProxy {
+    /// Listens on `ip`, port 0. Must run inside a tokio runtime.
+    pub fn start(ip: &str) -> WanProxy {
+        let std = std::net::TcpListener::bind(format!("{ip}:0")).expect("bind proxy");
+        std.set_nonblocking(true).expect("nonblocking");
+        let addr = std.local_addr().expect("proxy addr");
+        let listener = TcpListener::from_std(std).expect("tokio listener");
+        let state = Arc::new(State {
+            target: Mutex::new(None),
+            blocked: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
+            cut: tokio::sync::watch::channel(0).0,
+        });
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let target = *s.target.lock().expect("proxy lock");
+                let Some(target) = target.filter(|_| !s.blocked.load(Ordering::SeqCst)) else {
+                    drop(inbound);
+                    continue;
+                };
+                tokio::spawn(relay(inbound, target, s.clone()));
+            }
+        });
+        WanProxy { addr, state, task }
+    }
+
+    /// Where connections go (the node's gRPC port, which changes when it restarts).
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.state.target.lock().expect("proxy lock") = Some(target);
+    }
+
+    pub fn block(&self) {
+        self.state.blocked.store(true, Ordering::SeqCst);
+        self.state.cut.send_modify(|g| *g += 1);
+    }
+
+    pub fn unblock(&self) {
+        self.state.blocked.store(false, Ordering::SeqCst);
+    }
+
+    /// Holds every chunk this long before passing it on, in each direction.
+    pub fn delay(&self, d: Duration) {
+        self.state
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+async fn relay(inbound: TcpStream, target: SocketAddr, state: Arc<State>) {
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (ri, wi) = inbound.into_split();
+    let (ro, wo) = outbound.into_split();
+    let mut cut = state.cut.subscribe();
+    tokio::select! {
+        _ = pump(ri, wo, state.clone()) => {}
+        _ = pump(ro, wi, state.clone()) => {}
+        _ = cut.changed() => {}
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: Arc<State>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let delay = state.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
