@@ -270,12 +270,24 @@ impl<S: Store> Keeper<S> {
     ) -> Result<bool, KeeperError<S::Error>> {
         let incoming = StoredObject::decode(encoded)?;
         self.observe(incoming.max_timestamp());
-        if parse_storage_key(skey).is_none() {
-            return Err(CoreError::MalformedStorageKey(format!(
-                "{} bytes from a peer",
-                skey.len()
-            ))
-            .into());
+        match parse_storage_key(skey) {
+            None => {
+                return Err(CoreError::MalformedStorageKey(format!(
+                    "{} bytes from a peer",
+                    skey.len()
+                ))
+                .into());
+            }
+            // Stored under another partition than its hash gives, a key would be invisible
+            // to reads and a stranger to every Merkle leaf.
+            Some((p, ks, key)) if crate::partition::partition_of(ks, key) != p => {
+                return Err(CoreError::MalformedStorageKey(format!(
+                    "a key of partition {} stored under partition {p}",
+                    crate::partition::partition_of(ks, key)
+                ))
+                .into());
+            }
+            Some(_) => {}
         }
         let (old_bytes, merged) = match self.load_raw(skey)? {
             Some((bytes, current)) => {

@@ -17,6 +17,8 @@ use meridian_core::ActorId;
 const NODE_ID_KEY: &str = "node/id";
 const INCARNATION_KEY: &str = "node/incarnation";
 const RUNNING_KEY: &str = "node/running";
+/// 2026-01-01T00:00:00Z: no replaced disk's node can have counted incarnations this far.
+const CLOCK_FLOOR_SECS: u64 = 1_767_225_600;
 
 /// The stored id; on an empty directory, `wanted` (a node whose disk was replaced) or a new
 /// one. A directory that holds another node's id is refused.
@@ -45,6 +47,14 @@ pub fn load_or_create(storage: &Storage, wanted: Option<uuid::Uuid>) -> NodeResu
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // A clock that was never set (a fresh board, a dead RTC) would give a small number an
+    // earlier life may have used.
+    if secs < CLOCK_FLOOR_SECS {
+        return Err(NodeError::InvalidArgument(format!(
+            "this machine's clock reads {secs} s since 1970, before 2026: set the clock \
+             before bringing node {id} back on a new disk (its incarnation comes from it)"
+        )));
+    }
     let incarnation = u32::try_from(secs).unwrap_or(u32::MAX - 1);
     storage.put_meta(INCARNATION_KEY, &incarnation.to_be_bytes())?;
     storage.put_meta(NODE_ID_KEY, id.as_bytes())?;

@@ -126,6 +126,8 @@ struct Local<'a> {
     forest: &'a Forest,
     keeper: &'a Keeper<Tracked<Rc<MemStore>>>,
     keyspaces: &'a [KeyspaceSpec],
+    /// Partitions held per keyspace (answering a peer); `None`: not asked.
+    held: Option<&'a BTreeMap<u64, PartitionSet>>,
 }
 
 impl Replica for Local<'_> {
@@ -157,7 +159,15 @@ impl Replica for Local<'_> {
             Err(KeeperError::Store(e)) => match e {},
         })
     }
+
+    fn holds(&self, keyspace: u64, partition: u16) -> bool {
+        self.held
+            .is_none_or(|h| h.get(&keyspace).is_some_and(|s| s.contains(partition)))
+    }
 }
+
+/// Partitions held per keyspace, for the active versions (their digests) they came from.
+type HeldCache = (Vec<Digest>, Rc<BTreeMap<u64, PartitionSet>>);
 
 fn durable(keyspaces: &[KeyspaceSpec], skey: &[u8]) -> bool {
     parse_storage_key(skey).is_some_and(|(_, id, _)| {
@@ -184,6 +194,7 @@ pub struct SimNode {
     /// Keys its finished exchanges changed, here or on the peer.
     pub ae_repaired: u64,
     shared_cache: Option<SharedCache>,
+    held_cache: Option<HeldCache>,
     pub history: Arc<LayoutHistory>,
     /// The history as last made durable.
     stored_layout: Arc<LayoutHistory>,
@@ -249,6 +260,7 @@ impl SimNode {
             exchange: None,
             ae_repaired: 0,
             shared_cache: None,
+            held_cache: None,
             data,
             hints: Rc::new(MemStore::new()),
             fingerprint: history.fingerprint(),
@@ -377,7 +389,27 @@ impl SimNode {
             forest: &self.forest,
             keeper: &self.keeper,
             keyspaces: &self.keyspaces,
+            held: None,
         }
+    }
+
+    /// What this node holds of each keyspace, under its layout's active versions.
+    fn held(&mut self, ctx: &Ctx<'_>) -> Rc<BTreeMap<u64, PartitionSet>> {
+        let own = self.ownership(ctx.up);
+        let key: Vec<Digest> = own.chain().iter().map(|v| v.digest()).collect();
+        if let Some((k, held)) = &self.held_cache
+            && *k == key
+        {
+            return held.clone();
+        }
+        let held: Rc<BTreeMap<u64, PartitionSet>> = Rc::new(
+            self.keyspaces
+                .iter()
+                .map(|ks| (ks.id(), own.held_partitions(ks)))
+                .collect(),
+        );
+        self.held_cache = Some((key, held.clone()));
+        held
     }
 
     /// Starts an exchange with one peer over one keyspace's shared partitions, chosen by
@@ -518,7 +550,12 @@ impl SimNode {
                 self.respond(origin, Resp::Layout(mine), ctx);
             }
             Req::AntiEntropy(req) => {
-                let resp = match exchange::answer(&self.local(), req) {
+                let held = self.held(ctx);
+                let local = Local {
+                    held: Some(&held),
+                    ..self.local()
+                };
+                let resp = match exchange::answer(&local, req) {
                     Ok(reply) => Resp::AntiEntropy(reply),
                     Err(_) => Resp::Refused,
                 };

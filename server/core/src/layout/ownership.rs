@@ -131,6 +131,31 @@ impl Ownership {
         out
     }
 
+    /// The partitions of `ks` this node owns in some active version (in its DC): what it
+    /// still holds or is being given, and so what anti-entropy may compare with it.
+    pub fn held_partitions(&self, ks: &KeyspaceSpec) -> crate::merkle::PartitionSet {
+        let mut held = crate::merkle::PartitionSet::default();
+        for v in &self.chain {
+            let placement = v.placement();
+            let Some(rf) = factors_at(placement, ks)
+                .into_iter()
+                .find(|(dc, _)| *dc == self.my_dc)
+                .map(|(_, rf)| rf)
+            else {
+                continue;
+            };
+            for p in 0..crate::partition::PARTITIONS as u16 {
+                if placement
+                    .owners_iter(&self.my_dc, p, rf)
+                    .any(|n| n == self.me)
+                {
+                    held.insert(p);
+                }
+            }
+        }
+        held
+    }
+
     /// Datacenters a keyspace lives in under the current version, with its factor there.
     pub fn factors(&self, ks: &KeyspaceSpec) -> Vec<(String, usize)> {
         factors_at(self.current(), ks)
@@ -419,6 +444,16 @@ mod tests {
                     assert!(owners.contains(&id(*a)) && owners.contains(peer));
                 }
             }
+        }
+        // What a node holds is what it shares with someone, here where every partition has
+        // replicas elsewhere.
+        for (i, (n, dc)) in nodes.iter().enumerate() {
+            let me = own(id(*n), dc, up.clone(), h.clone());
+            let shared: crate::merkle::PartitionSet = views[i]
+                .values()
+                .flat_map(|s| s.iter().collect::<Vec<_>>())
+                .collect();
+            assert_eq!(me.held_partitions(&ks), shared);
         }
         // dc2's single replica of each partition shares it with both of dc1's.
         let n4: usize = views[3].values().map(|s| s.len()).sum();

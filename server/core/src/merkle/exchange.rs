@@ -25,6 +25,12 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const MAX_LEAVES: usize = 4096;
 /// Keys one exchange fetches at most.
 pub const MAX_KEYS: usize = 16_384;
+/// Partitions whose leaves one exchange compares at most: each costs a scan of that
+/// partition on both sides, so this bounds an exchange's disk work (and its time, which
+/// must fit a peer call) to a small share of the data however much differs.
+pub const MAX_PARTITIONS: usize = 256;
+/// Bytes of objects one exchange pushes at most (in batches of `MAX_BATCH_BYTES`).
+pub const MAX_PUSH_BYTES: usize = 4 * MAX_BATCH_BYTES;
 /// Times an exchange starts over because the responder's trees of some partitions were
 /// being rebuilt, before it gives up for now.
 const MAX_RESTARTS: u32 = 3;
@@ -193,6 +199,14 @@ pub trait Replica {
     ) -> Result<(), Self::Error>;
 
     fn merge(&self, storage_key: &[u8], object: &[u8]) -> Result<Merged, Self::Error>;
+
+    /// Whether this replica holds `partition` of `keyspace` now. A partition it does not
+    /// (it moved away, or the peer's layout is older) is never compared, sent or taken: the
+    /// peer would otherwise push back data this node has already handed on and deleted.
+    fn holds(&self, keyspace: u64, partition: u16) -> bool {
+        let _ = (keyspace, partition);
+        true
+    }
 }
 
 fn prefix(partition: u16, keyspace: u64) -> [u8; 10] {
@@ -309,7 +323,12 @@ pub fn answer<R: Replica>(replica: &R, req: Request) -> Result<Reply, ExchangeEr
                 }
             }
             let forest = replica.forest();
-            let unready = forest.unready(&partitions);
+            let mut unready = forest.unready(&partitions);
+            for p in partitions.iter() {
+                if !replica.holds(keyspace, p) {
+                    unready.insert(p);
+                }
+            }
             if !unready.is_empty() {
                 return Ok(Reply::Hashes {
                     hashes: Vec::new(),
@@ -332,7 +351,10 @@ pub fn answer<R: Replica>(replica: &R, req: Request) -> Result<Reply, ExchangeEr
                     leaves.len()
                 )));
             }
-            let leaves: BTreeSet<u32> = leaves.into_iter().collect();
+            let leaves: BTreeSet<u32> = leaves
+                .into_iter()
+                .filter(|l| replica.holds(keyspace, (l >> SEGMENT_BITS) as u16))
+                .collect();
             let digests = digests(replica, keyspace, &leaves).map_err(ExchangeError::Store)?;
             Ok(Reply::Digests { digests })
         }
@@ -343,7 +365,10 @@ pub fn answer<R: Replica>(replica: &R, req: Request) -> Result<Reply, ExchangeEr
                     keys.len()
                 )));
             }
-            let keys: BTreeSet<u64> = keys.into_iter().collect();
+            let keys: BTreeSet<u64> = keys
+                .into_iter()
+                .filter(|k| replica.holds(keyspace, partition_of_hash(*k)))
+                .collect();
             let (objects, truncated) =
                 objects(replica, keyspace, &keys, MAX_BATCH_BYTES).map_err(ExchangeError::Store)?;
             Ok(Reply::Objects { objects, truncated })
@@ -351,6 +376,12 @@ pub fn answer<R: Replica>(replica: &R, req: Request) -> Result<Reply, ExchangeEr
         Request::Push { objects } => {
             let (mut merged, mut rejected) = (0, 0);
             for o in objects {
+                let held =
+                    locate(&o.storage_key).is_some_and(|l| replica.holds(l.keyspace, l.partition));
+                if !held {
+                    rejected += 1;
+                    continue;
+                }
                 match replica
                     .merge(&o.storage_key, &o.bytes)
                     .map_err(ExchangeError::Store)?
@@ -383,6 +414,9 @@ pub struct Stats {
     pub rejected: u64,
     /// A limit cut this exchange short: differences remain for the next one.
     pub more: bool,
+    /// Partitions left out because one side's trees were still being built, or the peer
+    /// does not hold them (any more).
+    pub deferred: u64,
 }
 
 pub enum Step {
@@ -499,6 +533,7 @@ impl Exchange {
     ) -> Result<Step, ExchangeError<R::Error>> {
         if !unready.is_empty() {
             let unready: PartitionSet = unready.into_iter().collect();
+            self.stats.deferred += unready.len() as u64;
             self.partitions = self.partitions.minus(&unready);
             self.restarts += 1;
             // Those partitions are compared by a later exchange.
@@ -540,10 +575,18 @@ impl Exchange {
             };
             return Ok(Step::Send(self.hashes(level + 1, differing)));
         }
-        let mut leaves: BTreeSet<u32> = differing.into_iter().collect();
-        if leaves.len() > MAX_LEAVES {
-            leaves = leaves.into_iter().take(MAX_LEAVES).collect();
-            self.stats.more = true;
+        let mut leaves = BTreeSet::new();
+        let mut partitions = BTreeSet::new();
+        for leaf in differing {
+            let p = leaf >> SEGMENT_BITS;
+            if leaves.len() >= MAX_LEAVES
+                || (!partitions.contains(&p) && partitions.len() >= MAX_PARTITIONS)
+            {
+                self.stats.more = true;
+                break;
+            }
+            partitions.insert(p);
+            leaves.insert(leaf);
         }
         self.stats.leaves += leaves.len() as u64;
         self.phase = Phase::Digests {
@@ -620,8 +663,9 @@ impl Exchange {
             push = push.into_iter().take(MAX_KEYS).collect();
             self.stats.more = true;
         }
-        let (objects, _) =
-            objects(replica, self.keyspace, &push, usize::MAX).map_err(ExchangeError::Store)?;
+        let (objects, truncated) =
+            objects(replica, self.keyspace, &push, MAX_PUSH_BYTES).map_err(ExchangeError::Store)?;
+        self.stats.more |= truncated;
         self.stats.pushed += objects.len() as u64;
         let mut batches = batches_by_bytes(
             objects,
@@ -656,14 +700,15 @@ impl Exchange {
                 "an empty reply claims to be truncated".into(),
             ));
         }
+        let mut received = BTreeSet::new();
         for o in objects {
+            // Checked against everything this request asked for: keys that share a hash
+            // arrive together, under one asked-for hash.
             let key = locate(&o.storage_key)
                 .filter(|l| l.keyspace == self.keyspace && pending.contains(&l.key_hash))
                 .ok_or_else(|| ExchangeError::Protocol("an object that was not asked for".into()))?
                 .key_hash;
-            // Two keys sharing a hash may straddle a truncated reply's cut: the one left
-            // out still differs, and the next exchange finds it.
-            pending.remove(&key);
+            received.insert(key);
             self.stats.fetched += 1;
             match replica
                 .merge(&o.storage_key, &o.bytes)
@@ -674,6 +719,9 @@ impl Exchange {
                 Merged::Rejected(_) => self.stats.rejected += 1,
             }
         }
+        // Two keys sharing a hash may straddle a truncated reply's cut: the one left out
+        // still differs, and the next exchange finds it.
+        pending.retain(|k| !received.contains(k));
         if truncated && !pending.is_empty() {
             let keys = pending.iter().copied().collect();
             self.phase = Phase::Fetch {
@@ -706,6 +754,8 @@ mod tests {
         store: Rc<MemStore>,
         forest: Arc<Forest>,
         keeper: Keeper<Tracked<Rc<MemStore>>>,
+        /// Partitions it holds; `None`: all.
+        held: Option<PartitionSet>,
     }
 
     impl Mem {
@@ -720,6 +770,7 @@ mod tests {
                 store,
                 forest,
                 keeper: Keeper::new(tracked, ActorId([actor; 16]), ContextSeal::new([7; 32])),
+                held: None,
             }
         }
 
@@ -766,6 +817,10 @@ mod tests {
                 Err(KeeperError::Core(e)) => Ok(Merged::Rejected(e.to_string())),
                 Err(KeeperError::Store(e)) => match e {},
             }
+        }
+
+        fn holds(&self, _keyspace: u64, partition: u16) -> bool {
+            self.held.as_ref().is_none_or(|h| h.contains(partition))
         }
     }
 
@@ -876,6 +931,91 @@ mod tests {
             a.store.entries().len(),
             b.store.entries().len() - b.store.scan(&p.to_be_bytes()).len()
         );
+    }
+
+    #[test]
+    fn objects_arriving_twice_under_one_asked_hash_are_all_taken() {
+        // Keys that share a placement hash come back together under one asked-for hash;
+        // the same key sent twice exercises that path without forging a collision.
+        let (a, b, ks) = (Mem::new(1), Mem::new(2), spec());
+        for i in 0..20u32 {
+            b.put(&ks, &i.to_be_bytes(), b"v");
+        }
+        let (mut ex, mut req) = Exchange::start(ks.id(), PartitionSet::all());
+        loop {
+            let mut reply = answer(&b, req).unwrap();
+            if let Reply::Objects { objects, .. } = &mut reply {
+                let first = objects[0].clone();
+                objects.push(first);
+            }
+            match ex.on_reply(&a, reply).unwrap() {
+                Step::Send(r) => req = r,
+                Step::Done(stats) => {
+                    assert_eq!(stats.repaired_here, 20, "{stats:?}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(a.store.entries(), b.store.entries());
+    }
+
+    #[test]
+    fn a_replica_never_compares_takes_or_sends_a_partition_it_does_not_hold() {
+        let (a, mut b, ks) = (Mem::new(1), Mem::new(2), spec());
+        for i in 0..300u32 {
+            a.put(&ks, &i.to_be_bytes(), b"from-a");
+        }
+        // b has handed the lower half of the partitions on: a's older view still offers them.
+        b.held = Some((2048..4096u16).collect());
+        let (stats, _) = exchange(&a, &b, ks.id(), PartitionSet::all());
+        assert!(
+            stats.more,
+            "the partitions b refused are left for a later exchange"
+        );
+        for (k, _) in b.store.entries() {
+            let p = crate::merkle::locate(&k).unwrap().partition;
+            assert!(
+                p >= 2048,
+                "b took a key of partition {p}, which it does not hold"
+            );
+        }
+        assert!(!b.store.entries().is_empty());
+        // A push straight to b of a partition it does not hold is refused too.
+        let skey = (0..300u32)
+            .map(|i| crate::partition::storage_key(ks.id(), &i.to_be_bytes()))
+            .find(|k| crate::merkle::locate(k).unwrap().partition < 2048)
+            .unwrap();
+        let bytes = a.store.get(&skey).unwrap().unwrap();
+        let pushed = answer(
+            &b,
+            Request::Push {
+                objects: vec![Object {
+                    storage_key: skey.clone(),
+                    bytes,
+                }],
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            pushed,
+            Reply::Pushed {
+                merged: 0,
+                rejected: 1
+            }
+        );
+        assert!(b.store.get(&skey).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_key_stored_under_the_wrong_partition_is_refused() {
+        let (a, b, ks) = (Mem::new(1), Mem::new(2), spec());
+        a.put(&ks, b"k", b"v");
+        let skey = crate::partition::storage_key(ks.id(), b"k");
+        let bytes = a.store.get(&skey).unwrap().unwrap();
+        let mut wrong = skey.clone();
+        wrong[1] ^= 1;
+        let e = b.keeper.merge(&wrong, &bytes, false).unwrap_err();
+        assert!(format!("{e:?}").contains("stored under partition"), "{e:?}");
     }
 
     #[test]

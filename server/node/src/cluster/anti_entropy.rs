@@ -12,6 +12,7 @@
 //! `meridian admin repair` runs the same [`Cluster::exchange`] on demand.
 
 use super::Cluster;
+use super::topology::Topology;
 use crate::engine::Engine;
 use crate::error::{NodeError, NodeResult};
 use meridian_core::ActorId;
@@ -19,25 +20,59 @@ use meridian_core::merkle::exchange::{Exchange, Merged, Replica, Reply, Request,
 use meridian_core::merkle::{Forest, PartitionSet};
 use meridian_core::partition::PARTITIONS;
 use meridian_proto::v1 as pb;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// This node's data as the exchange sees it.
-pub struct NodeReplica<'a>(pub &'a Engine);
+/// This node's data as the exchange sees it, and (answering a peer) the layout that says
+/// which partitions it holds.
+pub struct NodeReplica<'a> {
+    engine: &'a Engine,
+    topology: Option<Arc<Topology>>,
+    held: RefCell<BTreeMap<u64, PartitionSet>>,
+}
+
+impl<'a> NodeReplica<'a> {
+    pub fn new(engine: &'a Engine, topology: Option<Arc<Topology>>) -> Self {
+        Self {
+            engine,
+            topology,
+            held: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
 
 impl Replica for NodeReplica<'_> {
     type Error = NodeError;
 
     fn forest(&self) -> &Forest {
-        self.0.forest()
+        self.engine.forest()
+    }
+
+    /// A replica of the partition in some active layout version (so one still streaming
+    /// in, or not yet reclaimed, takes part).
+    fn holds(&self, keyspace: u64, partition: u16) -> bool {
+        let Some(topo) = &self.topology else {
+            return true;
+        };
+        let mut held = self.held.borrow_mut();
+        let set = held.entry(keyspace).or_insert_with(|| {
+            let specs = self.engine.keyspaces().list();
+            let Some(spec) = specs.iter().find(|k| k.id() == keyspace) else {
+                return PartitionSet::default();
+            };
+            topo.held_partitions(spec)
+        });
+        set.contains(partition)
     }
 
     fn scan(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> NodeResult<()> {
-        self.0.storage().scan_data(prefix, visit)
+        self.engine.storage().scan_data(prefix, visit)
     }
 
     fn merge(&self, storage_key: &[u8], object: &[u8]) -> NodeResult<Merged> {
-        match self.0.merge_remote(storage_key, object) {
+        match self.engine.merge_remote(storage_key, object) {
             Ok(true) => Ok(Merged::Changed),
             Ok(false) => Ok(Merged::Unchanged),
             Err(e) if e.is_bad_object() => {
@@ -50,10 +85,12 @@ impl Replica for NodeReplica<'_> {
 }
 
 /// Answers one step of an exchange a peer started (storage work, so off the async threads).
-pub async fn answer(engine: Arc<Engine>, body: &[u8]) -> NodeResult<Vec<u8>> {
+pub async fn answer(cluster: &Cluster, body: &[u8]) -> NodeResult<Vec<u8>> {
     let req = Request::decode(body).map_err(|e| NodeError::InvalidArgument(e.to_string()))?;
+    let engine = cluster.engine.clone();
+    let topology = cluster.topology();
     let reply = tokio::task::spawn_blocking(move || {
-        meridian_core::merkle::exchange::answer(&NodeReplica(&engine), req)
+        meridian_core::merkle::exchange::answer(&NodeReplica::new(&engine, Some(topology)), req)
     })
     .await
     .map_err(|e| NodeError::Internal(format!("anti-entropy task failed: {e}")))??;
@@ -82,15 +119,16 @@ impl Cluster {
             .grpc_of(&peer)
             .map(str::to_string)
             .ok_or_else(|| NodeError::Unavailable(format!("node {peer} has no known address")))?;
-        let mut client = self.peers.client(peer, &url)?;
+        let mut client = self.peers.bulk_client(peer, &url)?;
         let unready = self.engine.forest().unready(&partitions);
         let partitions = partitions.minus(&unready);
         let mut out = Outcome {
             partitions: partitions.len(),
             ..Outcome::default()
         };
+        out.stats.deferred = unready.len() as u64;
+        out.stats.more = !unready.is_empty();
         if partitions.is_empty() {
-            out.stats.more = !unready.is_empty();
             return Ok(out);
         }
         let (mut ex, mut req) = Exchange::start(ks, partitions);
@@ -107,7 +145,7 @@ impl Cluster {
                 .map_err(|e| NodeError::Unavailable(format!("node {peer}: {e}")))?;
             let engine = self.engine.clone();
             let (back, step) = tokio::task::spawn_blocking(move || {
-                let step = ex.on_reply(&NodeReplica(&engine), reply);
+                let step = ex.on_reply(&NodeReplica::new(&engine, None), reply);
                 (ex, step)
             })
             .await
@@ -116,17 +154,22 @@ impl Cluster {
             match step? {
                 Step::Send(next) => req = next,
                 Step::Done(stats) => {
-                    if !unready.is_empty() {
-                        out.stats.more = true;
-                    }
                     out.stats = Stats {
                         more: stats.more || out.stats.more,
+                        deferred: stats.deferred + out.stats.deferred,
                         ..stats
                     };
                     return Ok(out);
                 }
             }
         }
+    }
+
+    /// The partitions of keyspace `name` this node shares with `peer` under the current
+    /// layout.
+    pub fn shared_with(&self, name: &str, peer: &ActorId) -> Option<PartitionSet> {
+        let spec = self.engine.keyspaces().get(name).ok()?;
+        self.topology().shared_partitions(&spec).remove(peer)
     }
 
     /// Every (keyspace, peer, shared partitions) this node compares, optionally only with
@@ -174,6 +217,8 @@ impl TreeKeeper {
         }
         tracing::info!(secs = started.elapsed().as_secs_f64(), "Merkle trees built");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // A slow rescan pushes the next one back instead of letting ticks pile up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next = 0u32;
         loop {
             tick.tick().await;
@@ -240,8 +285,13 @@ impl AntiEntropy {
                 tokio::time::sleep(self.per_exchange.max(Duration::from_secs(1))).await;
                 continue;
             }
-            for (name, ks, peer, set) in plan {
+            for (name, ks, peer, _) in plan {
                 let started = Instant::now();
+                // The layout may have moved on since the round began: compare what the two
+                // share now.
+                let Some(set) = self.cluster.shared_with(&name, &peer) else {
+                    continue;
+                };
                 let bytes = match self.cluster.exchange(peer, ks, set).await {
                     Ok(o) => {
                         let m = &self.cluster.metrics;
@@ -264,7 +314,9 @@ impl AntiEntropy {
                     Err(e) => {
                         self.cluster.metrics.ae_failures.inc();
                         tracing::debug!(keyspace = %name, peer = %peer, error = %e, "anti-entropy exchange failed");
-                        0
+                        // A peer that fails (down, slow, overloaded) is not asked again at
+                        // once: wait as if the exchange had used a second's worth of bytes.
+                        self.bytes_per_sec
                     }
                 };
                 // Pace by whichever budget this exchange used up more of.
@@ -282,6 +334,8 @@ impl AntiEntropy {
 /// Exchanges one (peer, keyspace) pair runs at most in a repair before moving on: each
 /// compares a bounded number of leaves and keys, so a wiped replica takes several.
 const REPAIR_ROUNDS: u32 = 10_000;
+/// How long a repair waits for partitions that cannot be compared yet.
+const REPAIR_WAIT: Duration = Duration::from_secs(120);
 
 impl Cluster {
     /// `meridian admin repair` on this node: exchanges with every replica it shares
@@ -311,9 +365,26 @@ impl Cluster {
         }
         for (name, ks, peer, set) in plan {
             let mut rounds = 0;
+            let started = Instant::now();
             let result = loop {
                 rounds += 1;
                 match self.exchange(peer, ks, set.clone()).await {
+                    // Trees still being built on one side: wait for them, not spin.
+                    Ok(o)
+                        if o.stats.more
+                            && o.stats.deferred > 0
+                            && o.stats.fetched + o.stats.pushed == 0 =>
+                    {
+                        if started.elapsed() > REPAIR_WAIT {
+                            break Err(NodeError::Unavailable(format!(
+                                "{} partitions still not comparable after {}s (trees being \
+                                 built, or the two nodes disagree on the layout)",
+                                o.stats.deferred,
+                                REPAIR_WAIT.as_secs()
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                     Ok(o) => {
                         if rounds == 1 {
                             progress.partitions_compared += o.partitions as u64;

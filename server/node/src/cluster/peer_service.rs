@@ -242,8 +242,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::AntiEntropyMessage>,
     ) -> Result<Response<pb::AntiEntropyMessage>, Status> {
-        let engine = self.cluster.engine.clone();
-        let body = super::anti_entropy::answer(engine, &req.into_inner().body).await?;
+        let body = super::anti_entropy::answer(&self.cluster, &req.into_inner().body).await?;
         Ok(Response::new(pb::AntiEntropyMessage { body: body.into() }))
     }
 

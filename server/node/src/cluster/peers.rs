@@ -11,9 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
+/// Deadline of one bulk call (see [`Peers::bulk_client`]).
+const BULK_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Channels = Mutex<HashMap<ActorId, (String, Channel)>>;
+
 pub struct Peers {
     timeout: Duration,
-    channels: Mutex<HashMap<ActorId, (String, Channel)>>,
+    channels: Channels,
+    bulk: Channels,
     pipes: tokio::sync::Mutex<HashMap<ActorId, (String, Arc<Pipe>)>>,
 }
 
@@ -22,6 +28,7 @@ impl Peers {
         Self {
             timeout,
             channels: Mutex::new(HashMap::new()),
+            bulk: Mutex::new(HashMap::new()),
             pipes: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -32,8 +39,24 @@ impl Peers {
 
     /// A client for `node` at `url` (its gRPC address); reconnects if the address changed.
     pub fn client(&self, node: ActorId, url: &str) -> NodeResult<PeerClient<Channel>> {
-        let mut map = self
-            .channels
+        self.client_in(&self.channels, node, url, self.timeout)
+    }
+
+    /// A client for bulk calls (anti-entropy steps that scan partitions and carry megabytes):
+    /// its own connection, so they never queue behind or ahead of replication, and a
+    /// deadline of `BULK_TIMEOUT` instead of the peer timeout.
+    pub fn bulk_client(&self, node: ActorId, url: &str) -> NodeResult<PeerClient<Channel>> {
+        self.client_in(&self.bulk, node, url, BULK_TIMEOUT.max(self.timeout))
+    }
+
+    fn client_in(
+        &self,
+        channels: &Channels,
+        node: ActorId,
+        url: &str,
+        timeout: Duration,
+    ) -> NodeResult<PeerClient<Channel>> {
+        let mut map = channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((known, ch)) = map.get(&node)
@@ -44,7 +67,7 @@ impl Peers {
         let ch = Endpoint::from_shared(url.to_string())
             .map_err(|e| NodeError::Internal(format!("peer address {url:?} is invalid: {e}")))?
             .connect_timeout(self.timeout)
-            .timeout(self.timeout)
+            .timeout(timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_while_idle(true)
