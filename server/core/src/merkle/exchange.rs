@@ -568,6 +568,14 @@ impl Exchange {
             self.stats.in_sync = level == 0;
             return Ok(Step::Done(self.stats.clone()));
         }
+        let mut differing = differing;
+        // Descend into at most MAX_PARTITIONS partitions: the levels below are asked for
+        // only where this exchange will finish the job, and the next exchange re-walks
+        // just the levels above.
+        if level == PARTITION_LEVEL && differing.len() > MAX_PARTITIONS {
+            differing.truncate(MAX_PARTITIONS);
+            self.stats.more = true;
+        }
         if level < SEGMENT_LEVEL {
             self.phase = Phase::Hashes {
                 level: level + 1,
@@ -575,18 +583,10 @@ impl Exchange {
             };
             return Ok(Step::Send(self.hashes(level + 1, differing)));
         }
-        let mut leaves = BTreeSet::new();
-        let mut partitions = BTreeSet::new();
-        for leaf in differing {
-            let p = leaf >> SEGMENT_BITS;
-            if leaves.len() >= MAX_LEAVES
-                || (!partitions.contains(&p) && partitions.len() >= MAX_PARTITIONS)
-            {
-                self.stats.more = true;
-                break;
-            }
-            partitions.insert(p);
-            leaves.insert(leaf);
+        let mut leaves: BTreeSet<u32> = differing.into_iter().collect();
+        if leaves.len() > MAX_LEAVES {
+            leaves = leaves.into_iter().take(MAX_LEAVES).collect();
+            self.stats.more = true;
         }
         self.stats.leaves += leaves.len() as u64;
         self.phase = Phase::Digests {
