@@ -485,14 +485,15 @@ async fn the_sdk_routes_to_local_replicas_and_fails_over_to_the_other_dc_only_be
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_repair_a_replica_that_missed_a_write() {
     let _serial = serial().await;
-    // Hints expire at once here, so only read repair can bring the missed write back.
+    // Hints expire at once and anti-entropy is off here, so only read repair can bring the
+    // missed write back.
     let cfg = tempfile::NamedTempFile::new().expect("config file");
     std::fs::write(cfg.path(), "[cluster]\nhint_max_age_secs = 0\n").expect("write config");
     let path = cfg.path().display().to_string();
     let mut c = TestCluster::start_with(
         18,
         &[("dc1", "r1", 1), ("dc1", "r2", 1), ("dc1", "r3", 1)],
-        &["--config", &path],
+        &["--config", &path, "--anti-entropy-exchanges-per-sec", "0"],
     );
     c.converged().await;
     create_demo(&c, &[("dc1", 3)]).await;
