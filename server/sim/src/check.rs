@@ -297,9 +297,28 @@ fn check_key(
     }
     // Each client's acknowledged writes with a fresh context replace what it saw; what can
     // stay side by side is one value per writer, plus every write sent blind, plus every
-    // write whose fate its client never learned (a later read may not have seen it).
+    // write whose fate its client never learned (a later read may not have seen it), plus
+    // every write whose context came from a read that missed the client's own earlier
+    // acknowledged write (a read at ONE need not see it: seed 590266).
     let writers: BTreeSet<usize> = writes.iter().map(|r| r.client).collect();
-    let blind = writes.iter().filter(|r| r.blind).count();
+    let stale_read = |i: usize, r: &Record| {
+        writes[..i].iter().any(|x| {
+            x.client == r.client
+                && x.acked
+                && x.value.as_ref().is_some_and(|v| {
+                    !r.seen.contains(v)
+                        && !writes.iter().any(|w| {
+                            w.value.as_ref().is_some_and(|wv| r.seen.contains(wv))
+                                && w.seen.contains(v)
+                        })
+                })
+        })
+    };
+    let blind = writes
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| r.blind || stale_read(*i, r))
+        .count();
     let unknown = writes.iter().filter(|r| !r.acked).count();
     if live.len() > writers.len() + blind + unknown {
         violations.push(format!(
