@@ -28,6 +28,7 @@ pub mod replica;
 pub mod ring;
 pub mod seal;
 pub mod store;
+pub mod stream;
 pub mod transition;
 pub mod version;
 

@@ -66,6 +66,10 @@ pub enum Step {
         via: ActorId,
         wait_for: usize,
     },
+    /// A remote DC's share when the level waits for none of it: queued on this node's
+    /// replication stream to that DC (see [`crate::stream`]), which delivers it once, in
+    /// order, whatever the link does meanwhile.
+    Stream { dc: String },
 }
 
 /// Steps for the replicas of one DC, seen from `sender`, which already holds the object when
@@ -110,6 +114,10 @@ pub fn plan_write(
     for dc in dcs {
         if dc.dc == local_dc {
             steps.extend(plan_dc(coordinator, dc, strict));
+            continue;
+        }
+        if matches!(required, Required::Local(_)) {
+            steps.push(Step::Stream { dc: dc.dc.clone() });
             continue;
         }
         let via = dc.alive().next().or_else(|| dc.spares.first().copied());
@@ -484,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn plan_sends_local_replicas_and_one_relay_per_remote_dc() {
+    fn plan_sends_local_replicas_and_one_relay_or_stream_entry_per_remote_dc() {
         let dcs = two_dcs(
             &[(1, true), (2, true), (3, true)],
             &[(11, true), (12, true), (13, true)],
@@ -516,11 +524,9 @@ mod tests {
             &req(Consistency::LocalQuorum, &dcs),
             false,
         );
-        assert!(local.contains(&Step::Relay {
-            dc: "dc2".into(),
-            via: id(11),
-            wait_for: 0
-        }));
+        // Nothing waits for dc2: its share goes on the stream.
+        assert!(local.contains(&Step::Stream { dc: "dc2".into() }));
+        assert!(!local.iter().any(|s| matches!(s, Step::Relay { .. })));
     }
 
     #[test]
@@ -548,20 +554,20 @@ mod tests {
     #[test]
     fn remote_dc_with_all_replicas_down_relays_through_a_spare_or_keeps_hints() {
         let dcs = two_dcs(&[(1, true)], &[(11, false), (12, false)]);
-        let steps = plan_write(&id(1), "dc1", &dcs, &Required::Local(1), false);
+        let steps = plan_write(&id(1), "dc1", &dcs, &Required::Total(2), false);
         assert_eq!(
             steps,
             vec![Step::Relay {
                 dc: "dc2".into(),
                 via: id(14),
-                wait_for: 0
+                wait_for: 2
             }]
         );
         let dead = vec![
             dc("dc1", &[(1, true)], &[]),
             dc("dc2", &[(11, false), (12, false)], &[]),
         ];
-        let steps = plan_write(&id(1), "dc1", &dead, &Required::Local(1), false);
+        let steps = plan_write(&id(1), "dc1", &dead, &Required::Total(2), false);
         assert_eq!(steps.len(), 2);
         assert!(steps.iter().all(|s| matches!(s, Step::KeepHint { .. })));
     }

@@ -45,6 +45,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Members(e) => members(&e).await,
         AdminCommand::Ring(e) => ring(&e).await,
         AdminCommand::Hints { endpoint, all } => hints(&endpoint, all).await,
+        AdminCommand::Status { endpoint, all } => status(&endpoint, all).await,
         AdminCommand::Inspect {
             endpoint,
             keyspace,
@@ -221,8 +222,9 @@ async fn ring(e: &EndpointArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hints(e: &EndpointArgs, all: bool) -> anyhow::Result<()> {
-    let endpoints: Vec<(String, String)> = if all {
+/// The node at the endpoint, or every live member with `all`: (label, gRPC address).
+async fn endpoints(e: &EndpointArgs, all: bool) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(if all {
         topology(e)
             .await?
             .members
@@ -232,8 +234,54 @@ async fn hints(e: &EndpointArgs, all: bool) -> anyhow::Result<()> {
             .collect()
     } else {
         vec![(String::new(), e.endpoint.clone())]
-    };
-    for (id, url) in endpoints {
+    })
+}
+
+async fn status(e: &EndpointArgs, all: bool) -> anyhow::Result<()> {
+    for (id, url) in endpoints(e, all).await? {
+        let mut client = admin(&url).await?;
+        let info = client.node_info(pb::NodeInfoRequest {}).await?.into_inner();
+        let label = if id.is_empty() { url.clone() } else { id };
+        let h = client.hints(pb::HintsRequest {}).await?.into_inner();
+        let s = client.streams(pb::StreamsRequest {}).await?.into_inner();
+        let queued: u64 = h.queues.iter().map(|q| q.count).sum();
+        println!(
+            "{label} ({}, up {} s): {queued} hints queued",
+            info.datacenter, info.uptime_seconds
+        );
+        for o in &s.outbound {
+            let sink = if o.sink.is_empty() {
+                "no live node"
+            } else {
+                o.sink.as_str()
+            };
+            println!(
+                "  stream to {}: {} writes queued ({} bytes, {} in references), {} sent, \
+                 {} shed to references, {} dropped to anti-entropy; sink {sink}",
+                o.datacenter,
+                o.queued,
+                o.queued_bytes,
+                o.queued_reference_bytes,
+                o.sent,
+                o.shed_to_references,
+                o.dropped
+            );
+        }
+        for i in &s.inbound {
+            println!(
+                "  stream from {}: {} writes applied, lag p50 {} ms, p99 {} ms, {} gaps refused",
+                i.datacenter, i.applied, i.lag_p50_ms, i.lag_p99_ms, i.gaps
+            );
+        }
+        if s.outbound.is_empty() && s.inbound.is_empty() {
+            println!("  no replication streams (a single DC, or no cross-DC writes yet)");
+        }
+    }
+    Ok(())
+}
+
+async fn hints(e: &EndpointArgs, all: bool) -> anyhow::Result<()> {
+    for (id, url) in endpoints(e, all).await? {
         let h = admin(&url)
             .await?
             .hints(pb::HintsRequest {})

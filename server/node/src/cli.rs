@@ -96,6 +96,9 @@ pub struct ServerArgs {
     /// Bytes per second continuous anti-entropy may move.
     #[arg(long, env = "MERIDIAN_ANTI_ENTROPY_BYTES_PER_SEC")]
     pub anti_entropy_bytes_per_sec: Option<u64>,
+    /// Bytes of writes each cross-DC replication stream queues in full before shedding.
+    #[arg(long, env = "MERIDIAN_STREAM_MAX_BYTES")]
+    pub stream_max_bytes: Option<u64>,
     /// fsync the WAL before acknowledging writes (group commit).
     #[arg(long, env = "MERIDIAN_SYNC_WRITES")]
     pub sync_writes: Option<bool>,
@@ -176,6 +179,14 @@ pub enum AdminCommand {
     Members(EndpointArgs),
     /// The placement: replicas per node by rank, and the first partitions' owners.
     Ring(EndpointArgs),
+    /// A node's replication streams (queue and sink per remote DC, lag per source DC) and
+    /// hints (or every node's with --all).
+    Status {
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        #[arg(long)]
+        all: bool,
+    },
     /// Hint queues of a node (or every node with --all).
     Hints {
         #[command(flatten)]

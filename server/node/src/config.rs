@@ -53,6 +53,10 @@ pub struct ClusterConfig {
     pub anti_entropy_exchanges_per_sec: f64,
     /// Bytes per second continuous anti-entropy may send and receive. Default 8388608 (8 MiB).
     pub anti_entropy_bytes_per_sec: u64,
+    /// Bytes of writes each replication stream to a remote DC queues in full; past that it
+    /// queues references (keys only, a quarter of this more), then drops writes to
+    /// anti-entropy, counting each. Default 268435456 (256 MiB).
+    pub stream_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +182,7 @@ impl Default for ClusterConfig {
             hint_max_count: 1_000_000,
             anti_entropy_exchanges_per_sec: 2.0,
             anti_entropy_bytes_per_sec: 8 << 20,
+            stream_max_bytes: 256 << 20,
         }
     }
 }
@@ -234,6 +239,13 @@ impl Config {
             anyhow::bail!(
                 "cluster.anti_entropy_bytes_per_sec must be positive (set \
                  anti_entropy_exchanges_per_sec = 0 to turn anti-entropy off)"
+            );
+        }
+        if self.cluster.stream_max_bytes < 4096 {
+            anyhow::bail!(
+                "cluster.stream_max_bytes {} is too small: it must be at least 4096 (one \
+                 write must fit)",
+                self.cluster.stream_max_bytes
             );
         }
         if !(0.0..=1.0).contains(&self.cluster.read_repair_chance) {

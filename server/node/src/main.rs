@@ -131,6 +131,9 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
     if let Some(v) = args.anti_entropy_bytes_per_sec {
         cfg.cluster.anti_entropy_bytes_per_sec = v;
     }
+    if let Some(v) = args.stream_max_bytes {
+        cfg.cluster.stream_max_bytes = v;
+    }
     if let Some(s) = args.sync_writes {
         cfg.storage.sync_writes = s;
     }

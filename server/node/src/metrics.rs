@@ -1,8 +1,8 @@
 //! Prometheus metrics, served at `/metrics` on the HTTP port.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -28,6 +28,13 @@ pub struct Metrics {
     pub ae_repaired: IntCounter,
     pub ae_bytes: IntCounter,
     pub merkle_drift: IntCounter,
+    pub stream_queued: IntGaugeVec,
+    pub stream_queued_bytes: IntGaugeVec,
+    pub stream_shed: IntCounterVec,
+    pub stream_sent: IntCounterVec,
+    pub stream_bytes: IntCounterVec,
+    pub stream_gaps: IntCounter,
+    pub stream_lag: HistogramVec,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -138,6 +145,62 @@ impl Metrics {
             "meridian_merkle_drift_total",
             "Partitions whose Merkle tree disagreed with a rescan of the data and was rebuilt",
         );
+        let gauges = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["dc"]).expect("static metric definition")
+        };
+        let counters = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition")
+        };
+        let stream_queued = gauges(
+            "meridian_stream_queued",
+            "Writes queued on this node's replication stream to a remote DC, not yet acknowledged",
+        );
+        let stream_queued_bytes = gauges(
+            "meridian_stream_queued_bytes",
+            "Bytes queued on this node's replication stream to a remote DC",
+        );
+        let stream_shed = counters(
+            "meridian_stream_shed_total",
+            "Writes a full replication stream queued as references (kind=reference) or left to anti-entropy (kind=dropped)",
+            &["dc", "kind"],
+        );
+        let stream_sent = counters(
+            "meridian_stream_sent_total",
+            "Writes a remote DC acknowledged on this node's replication stream",
+            &["dc"],
+        );
+        let stream_bytes = counters(
+            "meridian_stream_bytes_total",
+            "Bytes of replication stream batches this node sent to a remote DC",
+            &["dc"],
+        );
+        let stream_gaps = counter(
+            "meridian_stream_gaps_total",
+            "Replication stream batches this node refused because they did not follow what it had applied",
+        );
+        let stream_lag = HistogramVec::new(
+            HistogramOpts::new(
+                "meridian_stream_lag_seconds",
+                "From a write's coordinator queueing it to this node applying it, by source DC",
+            )
+            .buckets(vec![
+                0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                30.0, 60.0, 300.0,
+            ]),
+            &["source_dc"],
+        )
+        .expect("static metric definition");
+        for c in [
+            Box::new(stream_queued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stream_queued_bytes.clone()),
+            Box::new(stream_shed.clone()),
+            Box::new(stream_sent.clone()),
+            Box::new(stream_bytes.clone()),
+            Box::new(stream_gaps.clone()),
+            Box::new(stream_lag.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
         for c in [
             Box::new(set_aside.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ae_exchanges.clone()),
@@ -190,6 +253,13 @@ impl Metrics {
             ae_repaired,
             ae_bytes,
             merkle_drift,
+            stream_queued,
+            stream_queued_bytes,
+            stream_shed,
+            stream_sent,
+            stream_bytes,
+            stream_gaps,
+            stream_lag,
         }
     }
 

@@ -126,6 +126,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.cluster.hint_max_age_secs,
         cfg.cluster.hint_max_count,
     )?;
+    let streams = crate::cluster::streams::Streams::open(
+        storage.clone(),
+        metrics.clone(),
+        meridian_core::stream::Limits {
+            max_bytes: cfg.cluster.stream_max_bytes,
+            ..Default::default()
+        },
+    )?;
     let peers = Peers::new(Duration::from_millis(cfg.cluster.peer_timeout_ms));
     let cluster = Cluster::new(
         Parts {
@@ -134,6 +142,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             membership,
             layout,
             hints,
+            streams,
             peers,
         },
         meta,

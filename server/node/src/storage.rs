@@ -17,6 +17,8 @@ const CF_DATA: &str = "data";
 const CF_META: &str = "meta";
 /// Writes held for down replicas: key = target node (16 bytes) + sequence (8 bytes, BE).
 const CF_HINTS: &str = "hints";
+/// Cross-DC replication queues: one key range per remote DC (see `cluster::streams`).
+const CF_STREAMS: &str = "streams";
 
 pub struct Storage {
     db: DB,
@@ -54,6 +56,7 @@ impl Storage {
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
             ColumnFamilyDescriptor::new(CF_HINTS, Options::default()),
+            ColumnFamilyDescriptor::new(CF_STREAMS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs)?;
         Ok(Self { db })
@@ -187,6 +190,30 @@ impl Storage {
         for k in keys {
             batch.delete_cf(cf, k);
         }
+        Ok(self.db.write(batch)?)
+    }
+
+    pub fn put_stream(&self, key: &[u8], value: &[u8], sync: bool) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_STREAMS)?, key, value);
+        Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    pub fn stream_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> NodeResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range(CF_STREAMS, prefix, after, limit)
+    }
+
+    /// Deletes the queue entries in `[from, to)` in one range tombstone.
+    pub fn delete_stream_range(&self, from: &[u8], to: &[u8]) -> NodeResult<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_STREAMS)?, from, to);
         Ok(self.db.write(batch)?)
     }
 

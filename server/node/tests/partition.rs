@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestCluster, eventually, r, w};
+use common::{TestCluster, eventually, metric_sum, r, w};
 use meridian_sdk::Consistency;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -120,4 +120,111 @@ async fn both_sides_of_a_dc_partition_take_writes_and_deletes_and_converge_after
             assert!(!got.is_found(), "deleted d{i} came back: {:?}", got.values);
         }
     }
+}
+
+/// What node `i` reports of its stream to `dc`.
+async fn outbound(
+    c: &TestCluster,
+    i: usize,
+    dc: &str,
+) -> Option<meridian_sdk::proto::OutboundStream> {
+    let mut admin = c.admin(i).await;
+    let s = admin
+        .streams(meridian_sdk::proto::StreamsRequest {})
+        .await
+        .expect("streams")
+        .into_inner();
+    s.outbound.into_iter().find(|o| o.datacenter == dc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_overflows_during_a_long_partition_sheds_counts_and_still_converges() {
+    // A queue of 4 KiB: a few dozen writes in full, a few dozen more as references, and the
+    // rest dropped to anti-entropy. Continuous anti-entropy is off, so only the stream and
+    // the catch-up it owes for what it dropped can bring dc2 up to date.
+    let c = TestCluster::start_wan(
+        45,
+        &[("dc1", "r1", 1), ("dc2", "r1", 1)],
+        &[
+            "--stream-max-bytes",
+            "4096",
+            "--anti-entropy-exchanges-per-sec",
+            "0",
+        ],
+    );
+    c.converged().await;
+    c.create_keyspace("geo", &[("dc1", 1), ("dc2", 1)]).await;
+    let dc1 = c.client(0).await;
+    let local = w(Consistency::LocalQuorum);
+
+    // Before the cut the stream carries writes across within moments.
+    dc1.put_with("geo", "before", "v", None, &local)
+        .await
+        .expect("put before the cut");
+    eventually(DEADLINE, "the stream delivers to dc2", || async {
+        c.stored_on(1, "geo", "before").await.then_some(())
+    })
+    .await;
+
+    c.cut_wan("dc1", "dc2", true);
+    let value = "x".repeat(200);
+    for i in 0..300 {
+        dc1.put_with("geo", key("o", i), value.clone(), None, &local)
+            .await
+            .expect("a LOCAL_QUORUM put during the partition");
+    }
+    let during = outbound(&c, 0, "dc2").await.expect("a stream to dc2");
+    assert!(
+        during.shed_to_references > 0 && during.dropped > 0,
+        "a full queue sheds to references, then drops: {during:?}"
+    );
+    assert!(
+        during.queued_bytes <= 4096 + 1024,
+        "the queue stays within its budget: {during:?}"
+    );
+    let status = c.cli(0, &["admin", "status"]).await;
+    assert!(
+        status.contains("stream to dc2") && status.contains("dropped to anti-entropy"),
+        "admin status shows the stream: {status}"
+    );
+    assert!(
+        metric_sum(&c, "meridian_stream_shed_total").await >= during.dropped as f64,
+        "the drops are counted in the metrics"
+    );
+
+    c.cut_wan("dc1", "dc2", false);
+    eventually(
+        DEADLINE,
+        "dc2 holds every write of the partition",
+        || async {
+            for i in 0..300 {
+                let states = c.replica_states("geo", &key("o", i)).await;
+                if states.len() != 2 || states[0].1 != states[1].1 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    eventually(DEADLINE, "the stream drains", || async {
+        let o = outbound(&c, 0, "dc2").await?;
+        (o.queued == 0).then_some(())
+    })
+    .await;
+    let mut admin = c.admin(1).await;
+    let inbound = admin
+        .streams(meridian_sdk::proto::StreamsRequest {})
+        .await
+        .expect("streams")
+        .into_inner()
+        .inbound;
+    let from_dc1 = inbound
+        .iter()
+        .find(|i| i.datacenter == "dc1")
+        .expect("dc2 reports what it received from dc1");
+    assert!(
+        from_dc1.applied > 0 && from_dc1.lag_p99_ms >= from_dc1.lag_p50_ms,
+        "{from_dc1:?}"
+    );
 }

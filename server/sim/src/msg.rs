@@ -45,6 +45,8 @@ pub enum Req {
     },
     /// One step of an anti-entropy exchange (carried as the structure, like layouts).
     AntiEntropy(meridian_core::merkle::exchange::Request),
+    /// A batch of the sender's replication stream to this node's DC.
+    StreamBatch(meridian_core::stream::Batch),
     /// A client's read; `repair` asks every replica in scope (a read-repair pass).
     ClientRead {
         keyspace: String,
@@ -64,6 +66,7 @@ pub enum Resp {
     Written(Result<WriteAck, String>),
     ReadDone(Result<ReadReply, String>),
     AntiEntropy(meridian_core::merkle::exchange::Reply),
+    StreamReply(meridian_core::stream::Reply),
     /// Refused or given up on.
     Refused,
 }
@@ -94,6 +97,7 @@ impl Msg {
                     Req::ClientWrite { .. } => "cwrite",
                     Req::ClientRead { .. } => "cread",
                     Req::AntiEntropy(_) => "ae",
+                    Req::StreamBatch(b) => return format!("req{rpc}:batch{}-{}", b.first, b.end),
                 };
                 format!("req{rpc}:{kind}")
             }
@@ -107,6 +111,7 @@ impl Msg {
                     Resp::Written(r) => format!("written{}", r.is_ok()),
                     Resp::ReadDone(r) => format!("readdone{}", r.is_ok()),
                     Resp::AntiEntropy(_) => "ae".into(),
+                    Resp::StreamReply(r) => format!("{r:?}"),
                     Resp::Refused => "refused".into(),
                 };
                 format!("resp{rpc}:{kind}")

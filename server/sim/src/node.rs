@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+mod stream;
+
 /// A peer that has not answered in this long is given up on (the node's peer timeout).
 pub const CALL_TIMEOUT: u64 = 500;
 /// Shorter than a forwarding caller's timeout, as in the node.
@@ -40,6 +42,8 @@ pub enum Timer {
     LayoutTick,
     /// Start an anti-entropy exchange if none is running (geo runs only).
     AntiEntropyTick,
+    /// Send what the replication streams to other DCs hold.
+    StreamTick,
 }
 
 #[derive(Debug)]
@@ -76,13 +80,20 @@ enum Kind {
     Read(ReadCoordinator, u64, Vec<u8>),
 }
 
+/// Who a job answers: a peer's call, or the replication stream batch a relay belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    Peer((ActorId, u64)),
+    Batch(ActorId),
+}
+
 struct Job {
     kind: Kind,
     started: u64,
     skey: Vec<u8>,
     object: Vec<u8>,
     keyspace: String,
-    origin: (ActorId, u64),
+    origin: Origin,
     timer: Option<u64>,
 }
 
@@ -112,6 +123,12 @@ enum Pending {
     Stream,
     /// A step of this node's anti-entropy exchange with this peer.
     AntiEntropy(ActorId),
+    /// A batch of the replication stream to `dc`.
+    StreamBatch {
+        dc: String,
+        session: u64,
+        first: u64,
+    },
     Fire,
 }
 
@@ -225,6 +242,16 @@ pub struct SimNode {
     next_rpc: u64,
     hint_seq: u64,
     hints_in_flight: BTreeSet<Vec<u8>>,
+    /// Replication streams to the other DCs, their durable queue, and their limits.
+    streams: BTreeMap<String, stream::SimStream>,
+    pub stream_log: Rc<MemStore>,
+    pub stream_limits: meridian_core::stream::Limits,
+    session_seq: u64,
+    /// Other DCs' streams landing here.
+    sink: stream::Sink,
+    /// Writes the full streams queued as references, and dropped to anti-entropy.
+    pub stream_references: u64,
+    pub stream_dropped: u64,
 }
 
 impl SimNode {
@@ -288,6 +315,13 @@ impl SimNode {
             next_rpc: 0,
             hint_seq: 0,
             hints_in_flight: BTreeSet::new(),
+            streams: BTreeMap::new(),
+            stream_log: Rc::new(MemStore::new()),
+            stream_limits: meridian_core::stream::Limits::default(),
+            session_seq: 0,
+            sink: stream::Sink::default(),
+            stream_references: 0,
+            stream_dropped: 0,
         };
         node.persist_layout();
         node
@@ -301,6 +335,9 @@ impl SimNode {
         self.jobs.clear();
         self.pending.clear();
         self.hints_in_flight.clear();
+        self.stream_log.crash();
+        self.streams.clear();
+        self.sink = stream::Sink::default();
         self.exchange = None;
         self.streaming = None;
         self.gate = StreamGate::default();
@@ -333,6 +370,14 @@ impl SimNode {
             forest: self.forest.clone(),
         };
         self.keeper = Keeper::new(tracked, actor, self.seal.clone());
+        let log = self.stream_log.clone();
+        let limits = self.stream_limits;
+        let mut sessions = 0;
+        let incarnation = u64::from(self.incarnation);
+        self.streams = stream::recover(&log, limits, || {
+            sessions += 1;
+            (incarnation << 32) | (1 << 31) | sessions
+        });
         self.up = true;
     }
 
@@ -340,6 +385,7 @@ impl SimNode {
     pub fn flush(&self) {
         self.data.flush();
         self.hints.flush();
+        self.stream_log.flush();
     }
 
     /// The current layout version (0 before the node has one).
@@ -496,6 +542,13 @@ impl SimNode {
         self.send(to.0, Msg::Resp { rpc: to.1, resp }, ctx);
     }
 
+    fn answer(&mut self, to: Origin, resp: Resp, ctx: &mut Ctx<'_>) {
+        match to {
+            Origin::Peer(to) => self.respond(to, resp, ctx),
+            Origin::Batch(source) => self.stream_entry_done(source, resp, ctx),
+        }
+    }
+
     pub fn on_message(&mut self, from: ActorId, msg: Msg, ctx: &mut Ctx<'_>) {
         match msg {
             Msg::Req { rpc, req } => self.on_request(from, rpc, req, ctx),
@@ -519,6 +572,7 @@ impl SimNode {
             Timer::HintTick => self.replay_hints(ctx),
             Timer::LayoutTick => self.layout_tick(ctx),
             Timer::AntiEntropyTick => self.anti_entropy_tick(ctx),
+            Timer::StreamTick => self.stream_tick(ctx),
         }
     }
 
@@ -588,7 +642,16 @@ impl SimNode {
                 object,
                 wait_for,
                 strict,
-            } => self.relay(origin, keyspace, skey, object, wait_for, strict, ctx),
+            } => self.relay(
+                Origin::Peer(origin),
+                keyspace,
+                skey,
+                object,
+                wait_for,
+                strict,
+                ctx,
+            ),
+            Req::StreamBatch(batch) => self.stream_receive(origin, batch, ctx),
             Req::ClientWrite {
                 keyspace,
                 key,
@@ -655,7 +718,7 @@ impl SimNode {
                     skey: minted.storage_key,
                     object: minted.object,
                     keyspace,
-                    origin,
+                    origin: Origin::Peer(origin),
                     timer: None,
                 };
                 self.launch(job, ctx);
@@ -693,7 +756,7 @@ impl SimNode {
                     skey,
                     object: Vec::new(),
                     keyspace,
-                    origin,
+                    origin: Origin::Peer(origin),
                     timer: None,
                 };
                 self.launch(job, ctx);
@@ -704,7 +767,7 @@ impl SimNode {
     #[allow(clippy::too_many_arguments)]
     fn relay(
         &mut self,
-        origin: (ActorId, u64),
+        origin: Origin,
         keyspace: String,
         skey: Vec<u8>,
         object: Vec<u8>,
@@ -714,11 +777,11 @@ impl SimNode {
     ) {
         let (Some(ks), Some((p, _, _))) = (self.keyspace(&keyspace), parse_storage_key(&skey))
         else {
-            return self.respond(origin, Resp::Refused, ctx);
+            return self.answer(origin, Resp::Refused, ctx);
         };
         let own = self.ownership(ctx.up);
         let Some(dc) = own.replicas(&ks, p).into_iter().find(|d| d.dc == self.dc) else {
-            return self.respond(origin, Resp::Relayed(Vec::new()), ctx);
+            return self.answer(origin, Resp::Relayed(Vec::new()), ctx);
         };
         let sets = own
             .write_sets(&ks, p)
@@ -736,7 +799,7 @@ impl SimNode {
                 .merge(&skey, &object, self.durable(&skey))
                 .is_err()
         {
-            return self.respond(origin, Resp::Refused, ctx);
+            return self.answer(origin, Resp::Refused, ctx);
         }
         let timing = Timing::with_deadline(RELAY_DEADLINE);
         let machine = RelayCoordinator::new(self.id, dc, sets, wait_for, strict, timing);
@@ -802,7 +865,7 @@ impl SimNode {
             }
         };
         if let Some(resp) = resp {
-            self.respond(job.origin, resp, ctx);
+            self.answer(job.origin, resp, ctx);
         }
         if finished {
             return;
@@ -834,6 +897,7 @@ impl SimNode {
             match effect {
                 Effect::Reply(r) => reply = Some(r),
                 Effect::KeepHint { target } => self.keep_hint(target, skey, object),
+                Effect::Stream { dc } => self.stream_append(&dc, skey, object, ctx.now + self.skew),
                 Effect::Repair { to, object } => {
                     let req = Req::Replicate {
                         skey: skey.to_vec(),
@@ -903,6 +967,9 @@ impl SimNode {
             }
             Pending::Stream => self.streamed(resp),
             Pending::AntiEntropy(peer) => self.anti_entropy_reply(peer, resp, ctx),
+            Pending::StreamBatch { dc, session, first } => {
+                self.stream_reply(dc, session, first, resp, ctx)
+            }
             Pending::Hint(key) => {
                 self.hints_in_flight.remove(&key);
                 if matches!(resp, Resp::Stored) {

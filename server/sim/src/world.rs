@@ -26,6 +26,8 @@ const SETTLE_BY: u64 = 120_000;
 /// How long the run goes on after the repair pass.
 const AFTER_REPAIR: u64 = 10_000;
 const HINT_TICK: u64 = 200;
+/// Each node sends its replication streams this often (and as acknowledgements come back).
+const STREAM_TICK: u64 = 100;
 /// Each node starts an anti-entropy exchange this often (geo runs).
 const AE_TICK: u64 = 250;
 /// How long anti-entropy has to converge every replica once the layout settled (geo runs).
@@ -33,6 +35,17 @@ const AE_SETTLE: u64 = 20_000;
 const FLUSH_EVERY: u64 = 2_000;
 const CLIENT_TIMEOUT: u64 = 1_500;
 const KEYS: usize = 5;
+
+/// Geo runs give each stream a queue small enough that a DC cut fills it, so shedding to
+/// references and to anti-entropy is exercised; classic runs never shed.
+fn stream_limits(scenario: Scenario) -> meridian_core::stream::Limits {
+    let mut limits = meridian_core::stream::Limits::default();
+    if scenario == Scenario::Geo {
+        limits.max_bytes = 512;
+        limits.batch_entries = 16;
+    }
+    limits
+}
 
 /// The outcome of one seed.
 #[derive(Debug, Clone)]
@@ -64,6 +77,11 @@ pub struct Stats {
     pub stopped: u32,
     /// Keys anti-entropy changed (geo runs).
     pub ae_repaired: u64,
+    /// Writes the replication streams queued as references, dropped to anti-entropy, and
+    /// still held at the end (by live nodes; a killed node's queue dies with it).
+    pub stream_references: u64,
+    pub stream_dropped: u64,
+    pub stream_left: u64,
 }
 
 #[derive(Debug)]
@@ -148,11 +166,29 @@ pub fn run_scenario(seed: u64, scenario: Scenario) -> Report {
     if scenario == Scenario::Geo {
         violations.extend(check::trees_agree(&w.nodes, view, &w.keyspaces));
     }
+    for (i, n) in w.nodes.iter().enumerate() {
+        if !w.dead.contains(&i) && n.stream_queued() > 0 {
+            violations.push(format!(
+                "node {} still holds {} writes on its replication streams after healing",
+                n.id,
+                n.stream_queued()
+            ));
+        }
+    }
     w.stats.layout_version = w.nodes[view].version();
     w.stats.writes = w.records.len();
     w.stats.acked = w.records.iter().filter(|r| r.acked).count();
     w.stats.hints_left = w.nodes.iter().map(SimNode::hint_count).sum();
     w.stats.ae_repaired = w.nodes.iter().map(|n| n.ae_repaired).sum();
+    w.stats.stream_references = w.nodes.iter().map(|n| n.stream_references).sum();
+    w.stats.stream_dropped = w.nodes.iter().map(|n| n.stream_dropped).sum();
+    w.stats.stream_left = w
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !w.dead.contains(i))
+        .map(|(_, n)| n.stream_queued())
+        .sum();
     Report {
         seed,
         trace: w.trace.finalize().to_hex().to_string(),
@@ -213,7 +249,9 @@ impl World {
             .iter()
             .map(|m| {
                 let skew = rng.range(0, 50);
-                SimNode::new(m.clone(), history.clone(), keyspaces.clone(), skew, 0)
+                let mut n = SimNode::new(m.clone(), history.clone(), keyspaces.clone(), skew, 0);
+                n.stream_limits = stream_limits(scenario);
+                n
             })
             .collect::<Vec<_>>();
         let client_count = rng.range(3, 7) as usize;
@@ -272,6 +310,14 @@ impl World {
             let at = self.now + self.rng.range(1, HINT_TICK);
             self.at(at, Event::NodeTimer { node, timer });
         }
+        let at = self.now + self.rng.range(1, STREAM_TICK);
+        self.at(
+            at,
+            Event::NodeTimer {
+                node,
+                timer: Timer::StreamTick,
+            },
+        );
         if self.scenario == Scenario::Geo {
             let at = self.now + self.rng.range(1, AE_TICK);
             self.at(
@@ -371,6 +417,7 @@ impl World {
                 let every = match timer {
                     Timer::HintTick | Timer::LayoutTick => Some(HINT_TICK),
                     Timer::AntiEntropyTick => Some(AE_TICK),
+                    Timer::StreamTick => Some(STREAM_TICK),
                     _ => None,
                 };
                 let rearm = timer.clone();
@@ -672,13 +719,14 @@ impl World {
             role: Role::Storage,
         };
         let skew = self.rng.range(0, 50);
-        let node = SimNode::new(
+        let mut node = SimNode::new(
             member,
             LayoutHistory::default(),
             self.keyspaces.clone(),
             skew,
             self.now,
         );
+        node.stream_limits = stream_limits(self.scenario);
         self.nodes.push(node);
         self.stats.nodes += 1;
         self.arm(self.nodes.len() - 1);
@@ -834,6 +882,12 @@ fn detail(event: &Event) -> String {
                 format!("{keyspace}/{} {level}", String::from_utf8_lossy(key))
             }
             Req::AntiEntropy(r) => format!("{r:?}").chars().take(200).collect(),
+            Req::StreamBatch(b) => b
+                .entries
+                .iter()
+                .map(|e| format!("{}:[{}]", e.seq, values(&e.object)))
+                .collect::<Vec<_>>()
+                .join(" "),
             Req::Read { .. } | Req::Layout { .. } | Req::Stream { .. } => String::new(),
         },
         Event::Deliver {

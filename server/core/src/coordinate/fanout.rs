@@ -121,6 +121,7 @@ impl Fanout {
                 }
                 // Planned for a down replica nobody can stand in for: never counted.
                 Step::KeepHint { target, .. } => out.push(Effect::KeepHint { target }),
+                Step::Stream { dc } => out.push(Effect::Stream { dc }),
                 Step::Relay { dc, via, wait_for } => {
                     let replicas = self
                         .dcs

@@ -68,6 +68,8 @@ pub enum Effect<R> {
     KeepHint { target: ActorId },
     /// Send the read's merged state to a replica that answered with less.
     Repair { to: ActorId, object: StoredObject },
+    /// Queue the object on this node's replication stream to `dc`: nothing waits for it.
+    Stream { dc: String },
     /// The client's answer; emitted once.
     Reply(R),
 }

@@ -175,7 +175,7 @@ fn the_deadline_fails_a_write_whose_replicas_never_answer() {
 }
 
 #[test]
-fn a_relay_that_stored_nowhere_leaves_hints_for_the_whole_remote_dc() {
+fn a_local_level_queues_the_remote_share_on_the_stream_and_sends_it_nothing() {
     let dcs = vec![
         dc("dc1", &[(1, true)], &[]),
         dc("dc2", &[(5, true), (6, true)], &[]),
@@ -187,10 +187,24 @@ fn a_relay_that_stored_nowhere_leaves_hints_for_the_whole_remote_dc() {
         Some(Ok(())),
         "LOCAL_ONE is met by the coordinator"
     );
+    assert!(sends(&out).is_empty());
+    assert!(out.contains(&Effect::Stream { dc: "dc2".into() }));
+    assert!(w.finished());
+}
+
+#[test]
+fn a_relay_that_stored_nowhere_leaves_hints_for_the_whole_remote_dc() {
+    let dcs = vec![
+        dc("dc1", &[(1, true)], &[]),
+        dc("dc2", &[(5, true), (6, true)], &[]),
+    ];
+    let mut w = write(dcs, Consistency::All);
+    let out = w.start();
     let s = sends(&out);
-    assert_eq!(s[0].2, Message::Relay { wait_for: 0 });
+    assert_eq!(s[0].2, Message::Relay { wait_for: 2 });
     let out = w.on_answer(s[0].0, Answer::Relayed(vec![]));
     assert_eq!(hints(&out), vec![id(5), id(6)]);
+    assert!(matches!(reply(&out), Some(Err(_))));
     assert!(w.finished());
 }
 

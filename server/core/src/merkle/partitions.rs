@@ -69,6 +69,18 @@ impl PartitionSet {
         self.bits.iter().all(|b| *b == 0)
     }
 
+    /// Partitions in both.
+    pub fn intersect(&self, other: &Self) -> Self {
+        Self {
+            bits: self
+                .bits
+                .iter()
+                .zip(other.bits.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| a & b)
+                .collect(),
+        }
+    }
+
     /// Partitions in `self` and not in `other`.
     pub fn minus(&self, other: &Self) -> Self {
         Self {

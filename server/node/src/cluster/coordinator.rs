@@ -259,50 +259,12 @@ impl Cluster {
             .state
             .ok_or_else(|| NodeError::InvalidArgument("relay without state".into()))?;
         let ks = self.engine.keyspaces().get(&req.keyspace)?;
-        let Some((partition, _, _)) =
-            meridian_core::partition::parse_storage_key(&state.storage_key)
+        let Some((acked, dc)) = self
+            .relay_here(state, ks, req.wait_for as usize, req.strict)
+            .await?
         else {
-            return Err(NodeError::InvalidArgument(
-                "relay with a malformed storage key".into(),
-            ));
-        };
-        let topo = self.topology();
-        require_layout(&topo)?;
-        let dcs = topo.replicas(&ks, partition);
-        let Some(dc) = dcs.iter().find(|d| d.dc == self.my_dc).cloned() else {
             return Ok(pb::RelayResponse::default());
         };
-        // Each active version's replicas in this DC: the relay answers once `wait_for` of
-        // each hold the write (or all it sent to have answered).
-        let sets: Vec<Vec<ActorId>> = topo
-            .write_sets(&ks, partition)
-            .into_iter()
-            .filter_map(|set| {
-                set.into_iter()
-                    .find(|d| d.dc == self.my_dc)
-                    .map(|d| d.replicas.iter().map(|s| s.node).collect())
-            })
-            .collect();
-        let stored_here = dc.contains(&self.me);
-        if stored_here {
-            self.merge_local(&state)?;
-        }
-        // Answer with what we have well before the coordinator's call to us times out.
-        let timing = Timing::with_deadline(self.peers.timeout().as_millis() as u64 / 2);
-        let wait_for = req.wait_for as usize;
-        let mut machine =
-            RelayCoordinator::new(self.me, dc.clone(), sets, wait_for, req.strict, timing);
-        let effects = machine.start(stored_here);
-        let payload = Payload {
-            state,
-            keyspace: req.keyspace.clone(),
-            strict: req.strict,
-        };
-        let (tx, rx) = oneshot::channel();
-        self.drive(machine, effects, payload, tx);
-        let acked = rx
-            .await
-            .map_err(|_| NodeError::Internal("relay ended without an answer".into()))?;
         let hinted = acked.iter().filter(|(_, h)| *h).count();
         Ok(pb::RelayResponse {
             acks: acked.len() as u32,
@@ -323,6 +285,63 @@ impl Cluster {
                 .map(|(n, _)| n.as_bytes().to_vec().into())
                 .collect(),
         })
+    }
+
+    /// A write arriving from another DC (a relay, or a replication stream's entry): stored
+    /// here if this node is a replica, fanned out to the DC's other replicas, answered once
+    /// `wait_for` of each active version's replicas here hold it (or keep a hint for it).
+    /// `None` when the key has no replicas in this DC.
+    pub(super) async fn relay_here(
+        self: &Arc<Self>,
+        state: pb::ObjectState,
+        ks: Arc<meridian_core::KeyspaceSpec>,
+        wait_for: usize,
+        strict: bool,
+    ) -> NodeResult<Option<(Vec<(ActorId, bool)>, DcReplicas)>> {
+        let Some((partition, _, _)) =
+            meridian_core::partition::parse_storage_key(&state.storage_key)
+        else {
+            return Err(NodeError::InvalidArgument(
+                "relay with a malformed storage key".into(),
+            ));
+        };
+        let topo = self.topology();
+        require_layout(&topo)?;
+        let dcs = topo.replicas(&ks, partition);
+        let Some(dc) = dcs.iter().find(|d| d.dc == self.my_dc).cloned() else {
+            return Ok(None);
+        };
+        // Each active version's replicas in this DC: the relay answers once `wait_for` of
+        // each hold the write (or all it sent to have answered).
+        let sets: Vec<Vec<ActorId>> = topo
+            .write_sets(&ks, partition)
+            .into_iter()
+            .filter_map(|set| {
+                set.into_iter()
+                    .find(|d| d.dc == self.my_dc)
+                    .map(|d| d.replicas.iter().map(|s| s.node).collect())
+            })
+            .collect();
+        let stored_here = dc.contains(&self.me);
+        if stored_here {
+            self.merge_local(&state)?;
+        }
+        // Answer with what we have well before the coordinator's call to us times out.
+        let timing = Timing::with_deadline(self.peers.timeout().as_millis() as u64 / 2);
+        let mut machine =
+            RelayCoordinator::new(self.me, dc.clone(), sets, wait_for, strict, timing);
+        let effects = machine.start(stored_here);
+        let payload = Payload {
+            state,
+            keyspace: ks.name.clone(),
+            strict,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.drive(machine, effects, payload, tx);
+        let acked = rx
+            .await
+            .map_err(|_| NodeError::Internal("relay ended without an answer".into()))?;
+        Ok(Some((acked, dc)))
     }
 
     pub(super) fn merge_local(&self, state: &pb::ObjectState) -> NodeResult<bool> {

@@ -75,6 +75,13 @@ impl Cluster {
                 }
             }
             Effect::KeepHint { target } => self.keep_hint(target, &payload.state),
+            Effect::Stream { dc } => self.streams.append(
+                &dc,
+                &payload.state.storage_key,
+                &payload.state.object,
+                now_ms(),
+                self.engine.syncs_storage_key(&payload.state.storage_key),
+            ),
             Effect::Send { call, to, message } => {
                 let me = self.clone();
                 let answers = answers.clone();

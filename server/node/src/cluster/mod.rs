@@ -17,6 +17,8 @@ pub mod pipe;
 pub mod rebalance;
 pub mod reclaim;
 mod set_aside;
+pub mod stream_sink;
+pub mod streams;
 pub mod topology;
 
 use crate::engine::Engine;
@@ -47,6 +49,10 @@ pub struct Cluster {
     pub metrics: Arc<Metrics>,
     pub peers: Peers,
     pub hints: Hints,
+    /// This node's replication streams to the other DCs.
+    pub streams: streams::Streams,
+    /// Where other DCs' streams land on this node.
+    pub sink: stream_sink::StreamSink,
     pub membership: Membership,
     pub layout: LayoutKeeper,
     pub strict: bool,
@@ -73,6 +79,7 @@ pub struct Parts {
     pub membership: Membership,
     pub layout: LayoutKeeper,
     pub hints: Hints,
+    pub streams: streams::Streams,
     pub peers: Peers,
 }
 
@@ -84,6 +91,7 @@ impl Cluster {
             membership,
             layout,
             hints,
+            streams,
             peers,
         } = parts;
         let view = membership.watch().borrow().clone();
@@ -96,6 +104,8 @@ impl Cluster {
             metrics,
             peers,
             hints,
+            streams,
+            sink: stream_sink::StreamSink::default(),
             membership,
             layout,
             strict: settings.strict,
@@ -131,6 +141,7 @@ impl Cluster {
         reclaim::Reclaim::spawn(self.clone());
         anti_entropy::TreeKeeper::spawn(self.engine.clone());
         anti_entropy::AntiEntropy::spawn(self.clone(), self.anti_entropy.0, self.anti_entropy.1);
+        streams::StreamWorkers::spawn(self.clone());
         let me = self.clone();
         tokio::spawn(async move { me.replay_hints().await });
         let me = self.clone();

@@ -246,6 +246,14 @@ impl pb::peer_server::Peer for PeerService {
         Ok(Response::new(pb::AntiEntropyMessage { body: body.into() }))
     }
 
+    async fn replication_stream(
+        &self,
+        req: Request<pb::StreamMessage>,
+    ) -> Result<Response<pb::StreamMessage>, Status> {
+        let body = self.cluster.receive_stream(&req.into_inner().body).await?;
+        Ok(Response::new(pb::StreamMessage { body: body.into() }))
+    }
+
     async fn forward(
         &self,
         req: Request<pb::ForwardRequest>,

@@ -167,6 +167,42 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
+    async fn streams(
+        &self,
+        _req: Request<pb::StreamsRequest>,
+    ) -> Result<Response<pb::StreamsResponse>, Status> {
+        let outbound = self
+            .cluster
+            .streams
+            .status()
+            .into_iter()
+            .map(|q| pb::OutboundStream {
+                datacenter: q.dc,
+                queued: q.depth.entries,
+                queued_bytes: q.depth.full_bytes + q.depth.reference_bytes,
+                queued_reference_bytes: q.depth.reference_bytes,
+                sent: q.sent,
+                shed_to_references: q.shed.references,
+                dropped: q.shed.dropped,
+                sink: q.sink.map(|s| s.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        let inbound = self
+            .cluster
+            .sink
+            .status()
+            .into_iter()
+            .map(|(dc, s)| pb::InboundStream {
+                datacenter: dc,
+                applied: s.applied,
+                lag_p50_ms: s.lag_p50_ms,
+                lag_p99_ms: s.lag_p99_ms,
+                gaps: s.gaps,
+            })
+            .collect();
+        Ok(Response::new(pb::StreamsResponse { outbound, inbound }))
+    }
+
     type DecommissionStream = ProgressStream;
 
     type RepairStream =
