@@ -228,3 +228,60 @@ async fn a_stream_that_overflows_during_a_long_partition_sheds_counts_and_still_
         "{from_dc1:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_after_its_node_is_killed_during_a_partition() {
+    // Continuous anti-entropy off: only the stream's durable queue can carry the writes.
+    let mut c = TestCluster::start_wan(
+        46,
+        &[("dc1", "r1", 1), ("dc2", "r1", 1)],
+        &["--anti-entropy-exchanges-per-sec", "0"],
+    );
+    c.converged().await;
+    c.create_keyspace("geo", &[("dc1", 1), ("dc2", 1)]).await;
+    let local = w(Consistency::LocalQuorum);
+
+    c.cut_wan("dc1", "dc2", true);
+    {
+        let dc1 = c.client(0).await;
+        for i in 0..100 {
+            dc1.put_with("geo", key("k", i), format!("v{i}"), None, &local)
+                .await
+                .expect("a LOCAL_QUORUM put during the partition");
+        }
+    }
+    let before = outbound(&c, 0, "dc2").await.expect("a stream to dc2");
+    assert_eq!(before.queued, 100, "{before:?}");
+
+    // kill -9: the queue is in RocksDB, so the restarted node finds it and resumes.
+    c.restart(0);
+    let after = eventually(DEADLINE, "the restarted node reports its queue", || async {
+        outbound(&c, 0, "dc2").await
+    })
+    .await;
+    assert_eq!(
+        after.queued, 100,
+        "the queue survived the restart: {after:?}"
+    );
+    assert!(!c.stored_on(1, "geo", &key("k", 0)).await);
+
+    c.cut_wan("dc1", "dc2", false);
+    eventually(
+        DEADLINE,
+        "dc2 holds every write queued before the restart",
+        || async {
+            for i in 0..100 {
+                if !c.stored_on(1, "geo", &key("k", i)).await {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    eventually(DEADLINE, "the stream drains", || async {
+        let o = outbound(&c, 0, "dc2").await?;
+        (o.queued == 0 && o.dropped == 0).then_some(())
+    })
+    .await;
+}
