@@ -33,6 +33,7 @@ pub struct Metrics {
     pub stream_shed: IntCounterVec,
     pub stream_sent: IntCounterVec,
     pub stream_bytes: IntCounterVec,
+    pub stream_payload_bytes: IntCounterVec,
     pub stream_gaps: IntCounter,
     pub stream_lag: HistogramVec,
 }
@@ -174,6 +175,11 @@ impl Metrics {
             "Bytes of replication stream batches this node sent to a remote DC",
             &["dc"],
         );
+        let stream_payload_bytes = counters(
+            "meridian_stream_payload_bytes_total",
+            "Storage keys and objects (value and causal metadata) of the writes in those batches: stream_bytes over this is the stream's overhead",
+            &["dc"],
+        );
         let stream_gaps = counter(
             "meridian_stream_gaps_total",
             "Replication stream batches this node refused because they did not follow what it had applied",
@@ -196,6 +202,7 @@ impl Metrics {
             Box::new(stream_shed.clone()),
             Box::new(stream_sent.clone()),
             Box::new(stream_bytes.clone()),
+            Box::new(stream_payload_bytes.clone()),
             Box::new(stream_gaps.clone()),
             Box::new(stream_lag.clone()),
         ] {
@@ -258,6 +265,7 @@ impl Metrics {
             stream_shed,
             stream_sent,
             stream_bytes,
+            stream_payload_bytes,
             stream_gaps,
             stream_lag,
         }

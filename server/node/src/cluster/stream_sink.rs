@@ -33,11 +33,21 @@ struct SourceDc {
     lags: VecDeque<u64>,
 }
 
+/// One source's batches: applied one at a time; a batch that arrives before the one it
+/// follows (concurrent calls may overtake each other) waits for it this long before the sink
+/// refuses it as a gap.
+#[derive(Default)]
+struct Source {
+    applying: tokio::sync::Mutex<()>,
+    applied: tokio::sync::Notify,
+}
+
+const OVERTAKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Default)]
 pub struct StreamSink {
     inbox: Mutex<Inbox>,
-    /// Batches of one source are applied one at a time, in arrival order.
-    order: Mutex<BTreeMap<ActorId, Arc<tokio::sync::Mutex<()>>>>,
+    sources: Mutex<BTreeMap<ActorId, Arc<Source>>>,
     dcs: Mutex<BTreeMap<String, SourceDc>>,
 }
 
@@ -103,23 +113,34 @@ impl Cluster {
             NodeError::InvalidArgument(format!("malformed replication stream batch: {e}"))
         })?;
         validate(&batch)?;
-        let order = lock(&self.sink.order)
+        let source = lock(&self.sink.sources)
             .entry(batch.source)
             .or_default()
             .clone();
-        let _in_order = order.lock().await;
         let source_dc = self
             .topology()
             .members
             .get(&batch.source)
             .map_or_else(|| "unknown".to_string(), |m| m.meta.dc.clone());
-        let verdict = lock(&self.sink.inbox).check(&batch);
-        let skip = match verdict {
-            Verdict::Apply { skip } => skip,
-            Verdict::Refuse(reply) => {
-                lock(&self.sink.dcs).entry(source_dc).or_default().gaps += 1;
-                self.metrics.stream_gaps.inc();
-                return Ok(reply.encode());
+        let deadline = tokio::time::Instant::now() + OVERTAKEN_WAIT;
+        let (_applying, skip) = loop {
+            let applied = source.applied.notified();
+            let guard = source.applying.lock().await;
+            let verdict = lock(&self.sink.inbox).check(&batch);
+            match verdict {
+                Verdict::Apply { skip } => break (guard, skip),
+                // Overtaken by a later call of the same session: wait for the earlier one.
+                Verdict::Refuse(Reply::Gap {
+                    expected: Some(expected),
+                }) if expected < batch.first && tokio::time::Instant::now() < deadline => {
+                    drop(guard);
+                    let _ = tokio::time::timeout_at(deadline, applied).await;
+                }
+                Verdict::Refuse(reply) => {
+                    lock(&self.sink.dcs).entry(source_dc).or_default().gaps += 1;
+                    self.metrics.stream_gaps.inc();
+                    return Ok(reply.encode());
+                }
             }
         };
         let entries = &batch.entries[skip.min(batch.entries.len())..];
@@ -156,6 +177,7 @@ impl Cluster {
             lags.push(now.saturating_sub(r?));
         }
         let reply = lock(&self.sink.inbox).applied(&batch);
+        source.applied.notify_waiters();
         {
             let mut dcs = lock(&self.sink.dcs);
             let s = dcs.entry(source_dc.clone()).or_default();

@@ -446,6 +446,11 @@ impl StreamSender {
         let queue = self.queue.clone();
         tokio::spawn(async move {
             let (session, first, n) = (batch.session, batch.first, batch.entries.len() as u64);
+            let payload: usize = batch
+                .entries
+                .iter()
+                .map(|e| e.storage_key.len() + e.object.len())
+                .sum();
             let body = batch.encode();
             let bytes = body.len() as u64;
             let reply = async {
@@ -470,6 +475,11 @@ impl StreamSender {
                             .stream_sent
                             .with_label_values(&[&dc])
                             .inc_by(n);
+                        cluster
+                            .metrics
+                            .stream_payload_bytes
+                            .with_label_values(&[&dc])
+                            .inc_by(payload as u64);
                     }
                     cluster
                         .metrics
