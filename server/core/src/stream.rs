@@ -77,13 +77,6 @@ impl Queued {
         }
     }
 
-    pub fn into_object(self) -> (Vec<u8>, Option<Vec<u8>>) {
-        (
-            self.storage_key,
-            self.object.map(serde_bytes::ByteBuf::into_vec),
-        )
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_extend(self, Vec::new()).unwrap_or_default()
     }
@@ -94,6 +87,82 @@ impl Queued {
 
     pub fn is_reference(&self) -> bool {
         self.object.is_none()
+    }
+
+    /// The entry to send at `seq`. A reference takes the key's state as it is now, read
+    /// with `current` (it includes the queued write); one whose key holds nothing is
+    /// skipped (`None`).
+    pub fn into_entry<E>(
+        self,
+        seq: u64,
+        current: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<Option<Entry>, E> {
+        let object = match self.object {
+            Some(o) => o.into_vec(),
+            None => match current(&self.storage_key)? {
+                Some(o) => o,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Entry {
+            seq,
+            written_ms: self.written_ms,
+            storage_key: self.storage_key,
+            object,
+        }))
+    }
+}
+
+/// Where a queue keeps its entries: the DC's name, length-prefixed so that "dc1" does not
+/// prefix "dc10", then the sequence, big-endian, so the store's order is the queue's.
+pub fn queue_prefix(dc: &str) -> Vec<u8> {
+    let name = &dc.as_bytes()[..dc.len().min(255)];
+    let mut p = Vec::with_capacity(name.len() + 9);
+    p.push(name.len() as u8);
+    p.extend_from_slice(name);
+    p
+}
+
+pub fn queue_key(dc: &str, seq: u64) -> Vec<u8> {
+    let mut k = queue_prefix(dc);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The (DC, sequence) of a stored entry's key.
+pub fn parse_queue_key(key: &[u8]) -> Option<(String, u64)> {
+    let len = usize::from(*key.first()?);
+    let dc = std::str::from_utf8(key.get(1..1 + len)?).ok()?;
+    let seq = u64::from_be_bytes(key.get(1 + len..)?.try_into().ok()?);
+    Some((dc.to_string(), seq))
+}
+
+/// Rebuilds the queues from their stored entries, fed in key order (after a restart).
+#[derive(Debug, Default)]
+pub struct QueueScan {
+    found: BTreeMap<String, (u64, Vec<(u64, bool)>)>,
+}
+
+impl QueueScan {
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        let Some((dc, seq)) = parse_queue_key(key) else {
+            return;
+        };
+        let (first, sizes) = self.found.entry(dc).or_insert((seq, Vec::new()));
+        // Sequences are dense; a hole (a write whose put failed) counts as an empty reference.
+        while *first + (sizes.len() as u64) < seq {
+            sizes.push((0, true));
+        }
+        let reference = Queued::decode(value).map_or(true, |q| q.is_reference());
+        sizes.push((value.len() as u64, reference));
+    }
+
+    /// Each DC's queue, each in a fresh session drawn from `session`.
+    pub fn finish(self, limits: Limits, mut session: impl FnMut() -> u64) -> Vec<(String, Outbox)> {
+        self.found
+            .into_iter()
+            .map(|(dc, (first, sizes))| (dc, Outbox::recover(limits, session(), first, sizes)))
+            .collect()
     }
 }
 

@@ -272,3 +272,31 @@ proptest! {
         prop_assert_eq!(&m.applied, &m.admitted);
     }
 }
+
+#[test]
+fn queue_keys_keep_each_dc_apart_and_in_sequence_order() {
+    let a = queue_key("dc1", 7);
+    assert_eq!(parse_queue_key(&a), Some(("dc1".to_string(), 7)));
+    // "dc1" must not prefix "dc10"'s entries, or one queue's scan would read the other's.
+    assert!(!queue_key("dc10", 0).starts_with(&queue_prefix("dc1")));
+    assert!(queue_key("dc1", 255) < queue_key("dc1", 256));
+    let mut scan = QueueScan::default();
+    let full = Queued::new(1, b"k", Some(b"v")).encode();
+    let reference = Queued::new(1, b"k", None).encode();
+    scan.add(&queue_key("dc1", 4), &full);
+    // Sequence 5 is missing (its put failed): counted as an empty reference.
+    scan.add(&queue_key("dc1", 6), &reference);
+    let queues = scan.finish(limits(1 << 20), || 9);
+    assert_eq!(queues.len(), 1);
+    let (dc, out) = &queues[0];
+    assert_eq!(dc, "dc1");
+    assert_eq!(out.next_batch(), Some(4));
+    assert_eq!(
+        out.depth(),
+        Depth {
+            entries: 3,
+            full_bytes: full.len() as u64,
+            reference_bytes: reference.len() as u64,
+        }
+    );
+}

@@ -17,7 +17,10 @@ use crate::storage::Storage;
 use meridian_core::ActorId;
 use meridian_core::merkle::PartitionSet;
 use meridian_core::partition::parse_storage_key;
-use meridian_core::stream::{Admission, Batch, Depth, Entry, Limits, Outbox, Queued, Reply, Shed};
+use meridian_core::stream::{
+    Admission, Batch, Depth, Limits, Outbox, QueueScan, Queued, Reply, Shed, parse_queue_key,
+    queue_key, queue_prefix,
+};
 use meridian_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,7 @@ use tokio::sync::{Notify, mpsc};
 
 /// One remote DC's queue.
 struct Queue {
+    dc: String,
     prefix: Vec<u8>,
     outbox: Mutex<Outbox>,
     wake: Notify,
@@ -42,9 +46,7 @@ impl Queue {
     }
 
     fn key(&self, seq: u64) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
+        queue_key(&self.dc, seq)
     }
 }
 
@@ -69,13 +71,6 @@ pub struct Streams {
     new_queue: Notify,
 }
 
-fn prefix_of(dc: &str) -> Vec<u8> {
-    // DC names are short (validated at startup); the length keeps "dc1" from prefixing "dc10".
-    let mut p = vec![dc.len().min(255) as u8];
-    p.extend_from_slice(dc.as_bytes());
-    p
-}
-
 fn session() -> u64 {
     rand::random()
 }
@@ -92,7 +87,7 @@ impl Streams {
             new_queue: Notify::new(),
         };
         let mut after: Option<Vec<u8>> = None;
-        let mut found: BTreeMap<String, (u64, Vec<(u64, bool)>)> = BTreeMap::new();
+        let mut scan = QueueScan::default();
         loop {
             let chunk = me.storage.stream_range(&[], after.as_deref(), 4096)?;
             let Some((last, _)) = chunk.last() else {
@@ -100,21 +95,11 @@ impl Streams {
             };
             after = Some(last.clone());
             for (k, v) in &chunk {
-                let Some((dc, seq)) = parse_key(k) else {
-                    continue;
-                };
-                let (first, sizes) = found.entry(dc).or_insert((seq, Vec::new()));
-                // Sequences are dense; a hole (an entry whose write failed) counts as empty.
-                while *first + (sizes.len() as u64) < seq {
-                    sizes.push((0, true));
-                }
-                let reference = Queued::decode(v).map_or(true, |q| q.is_reference());
-                sizes.push((v.len() as u64, reference));
+                scan.add(k, v);
             }
         }
-        for (dc, (first, sizes)) in found {
-            let n = sizes.len();
-            let outbox = Outbox::recover(limits, session(), first, sizes);
+        for (dc, outbox) in scan.finish(limits, session) {
+            let n = outbox.depth().entries;
             tracing::info!(dc = %dc, writes = n, "replication stream queue recovered from disk");
             me.insert(&dc, || outbox);
         }
@@ -128,7 +113,8 @@ impl Streams {
             return q.clone();
         }
         let q = Arc::new(Queue {
-            prefix: prefix_of(dc),
+            dc: dc.to_string(),
+            prefix: queue_prefix(dc),
             outbox: Mutex::new(outbox()),
             wake: Notify::new(),
             sent: AtomicU64::new(0),
@@ -230,13 +216,6 @@ impl Streams {
             })
             .collect()
     }
-}
-
-fn parse_key(k: &[u8]) -> Option<(String, u64)> {
-    let len = usize::from(*k.first()?);
-    let dc = std::str::from_utf8(k.get(1..1 + len)?).ok()?;
-    let seq = u64::from_be_bytes(k.get(1 + len..)?.try_into().ok()?);
-    Some((dc.to_string(), seq))
 }
 
 /// Starts a [`StreamSender`] for every queue, now and as new ones appear.
@@ -396,7 +375,7 @@ impl StreamSender {
             if k < from {
                 continue;
             }
-            let Some((_, seq)) = parse_key(&k) else {
+            let Some((_, seq)) = parse_queue_key(&k) else {
                 continue;
             };
             if bytes >= limits.batch_bytes && !entries.is_empty() {
@@ -407,23 +386,11 @@ impl StreamSender {
                 tracing::warn!(dc = %self.dc, seq, "skipping an unreadable replication stream entry");
                 continue;
             };
-            let written_ms = q.written_ms;
-            let (storage_key, object) = q.into_object();
-            let object = match object {
-                Some(o) => o,
-                // A reference: what the key holds now (it includes the queued write).
-                None => match storage.get_data(&storage_key)? {
-                    Some(o) => o,
-                    None => continue,
-                },
+            let Some(entry) = q.into_entry(seq, |skey| storage.get_data(skey))? else {
+                continue;
             };
-            bytes += (storage_key.len() + object.len()) as u64;
-            entries.push(Entry {
-                seq,
-                written_ms,
-                storage_key,
-                object,
-            });
+            bytes += (entry.storage_key.len() + entry.object.len()) as u64;
+            entries.push(entry);
         }
         if end == first {
             // Nothing stored at or after `first`: holes only (writes whose put failed).

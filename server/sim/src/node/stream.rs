@@ -7,7 +7,10 @@ use crate::msg::{Req, Resp};
 use meridian_core::ActorId;
 use meridian_core::partition::parse_storage_key;
 use meridian_core::store::{MemStore, Store};
-use meridian_core::stream::{Admission, Batch, Entry, Limits, Outbox, Queued, Verdict};
+use meridian_core::stream::{
+    Admission, Batch, Entry, Limits, Outbox, QueueScan, Queued, Verdict, parse_queue_key,
+    queue_key, queue_prefix,
+};
 use std::collections::{BTreeMap, VecDeque};
 
 /// One remote DC's stream.
@@ -36,48 +39,21 @@ pub(super) struct Sink {
     waiting: BTreeMap<ActorId, VecDeque<Arrived>>,
 }
 
-fn prefix_of(dc: &str) -> Vec<u8> {
-    let mut p = vec![dc.len() as u8];
-    p.extend_from_slice(dc.as_bytes());
-    p
-}
-
-fn key_of(dc: &str, seq: u64) -> Vec<u8> {
-    let mut k = prefix_of(dc);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn parse_key(k: &[u8]) -> Option<(String, u64)> {
-    let len = usize::from(*k.first()?);
-    let dc = std::str::from_utf8(k.get(1..1 + len)?).ok()?;
-    let seq = u64::from_be_bytes(k.get(1 + len..)?.try_into().ok()?);
-    Some((dc.to_string(), seq))
-}
-
 /// The queues as found in `log` (after a restart).
 pub(super) fn recover(
     log: &MemStore,
     limits: Limits,
-    mut session: impl FnMut() -> u64,
+    session: impl FnMut() -> u64,
 ) -> BTreeMap<String, SimStream> {
-    let mut found: BTreeMap<String, (u64, Vec<(u64, bool)>)> = BTreeMap::new();
+    let mut scan = QueueScan::default();
     for (k, v) in log.entries() {
-        let Some((dc, seq)) = parse_key(&k) else {
-            continue;
-        };
-        let (first, sizes) = found.entry(dc).or_insert((seq, Vec::new()));
-        while *first + (sizes.len() as u64) < seq {
-            sizes.push((0, true));
-        }
-        let reference = Queued::decode(&v).map_or(true, |q| q.is_reference());
-        sizes.push((v.len() as u64, reference));
+        scan.add(&k, &v);
     }
-    found
+    scan.finish(limits, session)
         .into_iter()
-        .map(|(dc, (first, sizes))| {
+        .map(|(dc, outbox)| {
             let s = SimStream {
-                outbox: Outbox::recover(limits, session(), first, sizes),
+                outbox,
                 sink: None,
                 paused: false,
             };
@@ -114,11 +90,11 @@ impl SimNode {
         let reference_len = (full.len() - object.len() + 1) as u64;
         match s.outbox.admit(partition, full.len() as u64, reference_len) {
             Admission::Full { seq } => {
-                let _ = self.stream_log.put(&key_of(dc, seq), &full, durable);
+                let _ = self.stream_log.put(&queue_key(dc, seq), &full, durable);
             }
             Admission::Reference { seq } => {
                 let r = Queued::new(now, skey, None).encode();
-                let _ = self.stream_log.put(&key_of(dc, seq), &r, durable);
+                let _ = self.stream_log.put(&queue_key(dc, seq), &r, durable);
                 self.stream_references += 1;
             }
             Admission::Dropped => self.stream_dropped += 1,
@@ -181,8 +157,8 @@ impl SimNode {
             let limits = s.outbox.limits();
             let mut entries = Vec::new();
             let mut end = first;
-            for (k, v) in self.stream_log.scan(&prefix_of(dc)) {
-                let Some((_, seq)) = parse_key(&k) else {
+            for (k, v) in self.stream_log.scan(&queue_prefix(dc)) {
+                let Some((_, seq)) = parse_queue_key(&k) else {
                     continue;
                 };
                 if seq < first {
@@ -195,21 +171,10 @@ impl SimNode {
                 let Ok(q) = Queued::decode(&v) else {
                     continue;
                 };
-                let written_ms = q.written_ms;
-                let (storage_key, object) = q.into_object();
-                let object = match object {
-                    Some(o) => o,
-                    None => match self.data.get(&storage_key).unwrap_or_else(|e| match e {}) {
-                        Some(o) => o,
-                        None => continue,
-                    },
-                };
-                entries.push(Entry {
-                    seq,
-                    written_ms,
-                    storage_key,
-                    object,
-                });
+                let current = |skey: &[u8]| self.data.get(skey);
+                if let Some(entry) = q.into_entry(seq, current).unwrap_or_else(|e| match e {}) {
+                    entries.push(entry);
+                }
             }
             if end == first {
                 end = first + 1;
@@ -254,8 +219,8 @@ impl SimNode {
             s.paused = true;
         }
         if let Some(before) = after.delete_before {
-            for (k, _) in self.stream_log.scan(&prefix_of(&dc)) {
-                if parse_key(&k).is_some_and(|(_, seq)| seq < before) {
+            for (k, _) in self.stream_log.scan(&queue_prefix(&dc)) {
+                if parse_queue_key(&k).is_some_and(|(_, seq)| seq < before) {
                     self.stream_log.remove(&k);
                 }
             }
