@@ -452,6 +452,11 @@ impl Outbox {
         Some(end)
     }
 
+    /// Everything before this sequence is acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
     /// Whether everything queued is acknowledged.
     pub fn drained(&self) -> bool {
         self.acked == self.next_seq

@@ -210,10 +210,14 @@ impl Storage {
         self.range(CF_STREAMS, prefix, after, limit)
     }
 
-    /// Deletes the queue entries in `[from, to)` in one range tombstone.
-    pub fn delete_stream_range(&self, from: &[u8], to: &[u8]) -> NodeResult<()> {
+    /// Deletes acknowledged queue entries, one point delete each: a range tombstone per
+    /// acknowledgement would pile up and slow every later read of the queue.
+    pub fn delete_streams(&self, keys: impl Iterator<Item = Vec<u8>>) -> NodeResult<()> {
+        let cf = self.cf(CF_STREAMS)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_STREAMS)?, from, to);
+        for k in keys {
+            batch.delete_cf(cf, k);
+        }
         Ok(self.db.write(batch)?)
     }
 

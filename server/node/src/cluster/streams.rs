@@ -294,10 +294,14 @@ impl StreamSender {
             tokio::select! {
                 Some((of_session, first, reply)) = rx.recv() => {
                     let failed = reply.is_none();
-                    let after = self.queue.outbox().on_reply(of_session, first, reply, session());
+                    let (trimmed, after) = {
+                        let mut outbox = self.queue.outbox();
+                        let trimmed = outbox.acked();
+                        (trimmed, outbox.on_reply(of_session, first, reply, session()))
+                    };
                     if let Some(before) = after.delete_before {
-                        let from = self.queue.key(0);
-                        if let Err(e) = self.cluster.engine.storage().delete_stream_range(&from, &self.queue.key(before)) {
+                        let keys = (trimmed..before).map(|seq| self.queue.key(seq));
+                        if let Err(e) = self.cluster.engine.storage().delete_streams(keys) {
                             tracing::warn!(dc = %self.dc, error = %e, "cannot trim the replication stream queue");
                         }
                         backoff = BACKOFF_MIN;
