@@ -34,6 +34,17 @@ fn cluster(net: u8, ae_rate: &str) -> TestCluster {
     )
 }
 
+/// Writes k0..k{KEYS} = v0.. through node 0 at `level`.
+async fn write_keys(c: &TestCluster, level: Consistency) {
+    let client = c.client(0).await;
+    for i in 0..KEYS {
+        client
+            .put_with("ae", format!("k{i}"), format!("v{i}"), None, &w(level))
+            .await
+            .unwrap_or_else(|e| panic!("put at {level:?}: {e}"));
+    }
+}
+
 /// Writes KEYS keys through node 0 at LOCAL_QUORUM while node 3 (dc2) is down, then
 /// brings node 3 back; returns how many of the keys node 3 holds right after it is up.
 async fn miss_writes(c: &mut TestCluster) -> usize {
@@ -42,19 +53,7 @@ async fn miss_writes(c: &mut TestCluster) -> usize {
     c.kill(3);
     c.sees_down(0, 3).await;
     c.sees_down(2, 3).await;
-    let client = c.client(0).await;
-    for i in 0..KEYS {
-        client
-            .put_with(
-                "ae",
-                format!("k{i}"),
-                format!("v{i}"),
-                None,
-                &w(Consistency::LocalQuorum),
-            )
-            .await
-            .expect("put at LOCAL_QUORUM");
-    }
+    write_keys(c, Consistency::LocalQuorum).await;
     assert!(
         metric_sum(c, "meridian_hints_dropped_total").await > 0.0,
         "hints for node 3 were dropped, so they cannot be what refills it"
@@ -171,19 +170,7 @@ async fn a_node_whose_disk_was_replaced_is_refilled_by_anti_entropy() {
     let mut c = cluster(43, "20");
     c.converged().await;
     c.create_keyspace("ae", &[("dc1", 2), ("dc2", 2)]).await;
-    let client = c.client(0).await;
-    for i in 0..KEYS {
-        client
-            .put_with(
-                "ae",
-                format!("k{i}"),
-                format!("v{i}"),
-                None,
-                &w(Consistency::All),
-            )
-            .await
-            .expect("put at ALL");
-    }
+    write_keys(&c, Consistency::All).await;
     assert!(holds_all(&c, 3).await);
     c.replace_disk(3);
     c.converged().await;

@@ -193,30 +193,23 @@ impl TestCluster {
     }
 
     pub fn start_with(net: u8, layout: &[(&str, &str, u32)], extra: &[&str]) -> TestCluster {
-        let mut c = TestCluster {
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            nodes: Vec::new(),
-            layout: layout
-                .iter()
-                .map(|(d, r, cap)| (d.to_string(), r.to_string(), *cap))
-                .collect(),
-            dirs: Vec::new(),
-            net,
-            ids: Vec::new(),
-            proxies: Vec::new(),
-        };
-        for i in 0..layout.len() {
-            c.dirs.push(tempfile::tempdir().expect("tempdir"));
-            let node = c.spawn(i);
-            c.ids.push(node.node_id.clone());
-            c.nodes.push(Some(node));
-        }
-        c
+        Self::launch(net, layout, extra, false)
     }
 
     /// Like `start_with`, but every node's traffic from other DCs goes through its own
     /// [`proxy::WanProxy`] (on 127.0.N.(101+i)), so a test can cut or slow the WAN.
     pub fn start_wan(net: u8, layout: &[(&str, &str, u32)], extra: &[&str]) -> TestCluster {
+        Self::launch(net, layout, extra, true)
+    }
+
+    fn launch(net: u8, layout: &[(&str, &str, u32)], extra: &[&str], wan: bool) -> TestCluster {
+        let proxies = if wan {
+            (0..layout.len())
+                .map(|i| proxy::WanProxy::start(&format!("127.0.{net}.{}", 101 + i)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut c = TestCluster {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             nodes: Vec::new(),
@@ -227,9 +220,7 @@ impl TestCluster {
             dirs: Vec::new(),
             net,
             ids: Vec::new(),
-            proxies: (0..layout.len())
-                .map(|i| proxy::WanProxy::start(&format!("127.0.{net}.{}", 101 + i)))
-                .collect(),
+            proxies,
         };
         for i in 0..layout.len() {
             c.dirs.push(tempfile::tempdir().expect("tempdir"));
