@@ -60,6 +60,12 @@ async fn miss_writes(c: &mut TestCluster) -> usize {
     );
     c.restart(3);
     c.converged().await;
+    // The hint the cap kept lands by itself (the dc2 node that relayed the stream holds
+    // it): count node 3's keys after it, so only anti-entropy can account for the rest.
+    eventually(DEADLINE, "the surviving hints are delivered", || async {
+        (c.hints_total().await == 0).then_some(())
+    })
+    .await;
     let mut held = 0;
     for i in 0..KEYS {
         held += usize::from(c.stored_on(3, "ae", &format!("k{i}")).await);
@@ -101,15 +107,9 @@ async fn a_replica_that_missed_writes_and_lost_its_hints_is_refilled_without_rea
         "all four replicas hold equal states"
     );
     let repaired = metric_sum(&c, "meridian_anti_entropy_repaired_keys_total").await;
-    // A hint that survived the cap of one per target may land after `held` was counted.
-    let delivered = metric_sum(&c, "meridian_hints_delivered_total").await;
     assert!(
-        delivered <= 2.0,
-        "{delivered} hints delivered: the cap dropped the rest"
-    );
-    assert!(
-        repaired + delivered >= (KEYS - held) as f64,
-        "{repaired} keys repaired by anti-entropy and {delivered} by hints, node 3 lacked {} of them",
+        repaired >= (KEYS - held) as f64,
+        "{repaired} keys repaired by anti-entropy, node 3 lacked {} of them",
         KEYS - held
     );
     // The test reads nothing (it inspects replicas' local state), so no read repaired.
