@@ -96,7 +96,8 @@ mod tests {
         let a = write(None, Some(b"apples"), 1);
         let b = write(Some(&a), Some(&[0xff; 60]), 2);
         let text = b.describe();
-        assert!(text.contains("clock [07070707:2]"), "{text}");
+        // The first dot starts at the write's timestamp (5), the second follows it.
+        assert!(text.contains("clock [07070707:6]"), "{text}");
         assert!(text.contains("2 sibling(s), 0 tombstone(s)"), "{text}");
         assert!(text.contains("\"apples\""), "{text}");
         assert!(text.contains("(60 bytes)"), "{text}");

@@ -238,15 +238,54 @@ impl<V: Clone> DvvSet<V> {
 
     /// A client write at the replica `actor`: supersede what `context` covers, keep the rest
     /// as siblings, and add `value` under a fresh dot.
+    ///
+    /// `fresh` is where `actor`'s counter starts when this set has no entry for it yet (see
+    /// [`DvvSet::event_from`]); a stale context cannot lower it.
     pub fn update(
         &self,
         context: &CausalContext,
         actor: ActorId,
         value: V,
+        fresh: u64,
     ) -> Result<(Self, Dot), CoreError> {
+        let had_entry = self.entry(actor).is_some();
         let mut next = self.discard(context);
-        let dot = next.event(actor, value)?;
+        let dot = next.event_from(actor, value, if had_entry { 0 } else { fresh })?;
         Ok((next, dot))
+    }
+
+    fn entry(&self, actor: ActorId) -> Option<&Entry<V>> {
+        self.entries
+            .binary_search_by(|e| e.actor.cmp(&actor))
+            .ok()
+            .map(|idx| &self.entries[idx])
+    }
+
+    /// Like [`DvvSet::event`], but the new dot's counter is at least `floor`.
+    ///
+    /// Why: once a key's tombstone is purged its clock is gone, and a replica that minted
+    /// `(r, 1..n)` for it before would start again at `(r, 1)`. A client still holding a
+    /// context from before the delete would then supersede the new value without having seen
+    /// it. The minting replica passes its hybrid logical timestamp as the floor when it has no
+    /// entry for the key: every mint consumes a distinct, larger timestamp on that node, so a
+    /// counter started there is above every counter the node minted for any key before.
+    pub fn event_from(&mut self, actor: ActorId, value: V, floor: u64) -> Result<Dot, CoreError> {
+        let dot = self.event(actor, value)?;
+        if dot.counter >= floor {
+            return Ok(dot);
+        }
+        // Only an entry whose sole live value is the new one can jump: older values are
+        // positional and would take other dots. (An entry a context created holds none.)
+        match self.entries.binary_search_by(|e| e.actor.cmp(&actor)) {
+            Ok(idx) if self.entries[idx].values.len() == 1 => {
+                self.entries[idx].counter = floor;
+                Ok(Dot {
+                    actor,
+                    counter: floor,
+                })
+            }
+            _ => Ok(dot),
+        }
     }
 
     /// Keeps the clock but drops every value for which `keep` is false (used to purge
@@ -299,10 +338,10 @@ mod tests {
     #[test]
     fn two_writes_without_context_are_siblings_and_a_write_with_context_replaces_both() {
         let s = DvvSet::new();
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a").unwrap();
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "b").unwrap();
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a", 0).unwrap();
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "b", 0).unwrap();
         assert_eq!(s.values().copied().collect::<Vec<_>>(), vec!["b", "a"]);
-        let (s, dot) = s.update(&s.join(), actor(1), "c").unwrap();
+        let (s, dot) = s.update(&s.join(), actor(1), "c", 0).unwrap();
         assert_eq!(s.values().copied().collect::<Vec<_>>(), vec!["c"]);
         assert_eq!(dot.counter, 3);
     }
@@ -310,10 +349,10 @@ mod tests {
     #[test]
     fn stale_context_keeps_the_concurrent_value() {
         let s = DvvSet::new();
-        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a").unwrap();
+        let (s, _) = s.update(&CausalContext::empty(), actor(1), "a", 0).unwrap();
         let read = s.join();
-        let (s, _) = s.update(&read, actor(1), "b").unwrap(); // supersedes a
-        let (s, _) = s.update(&read, actor(1), "c").unwrap(); // concurrent with b
+        let (s, _) = s.update(&read, actor(1), "b", 0).unwrap(); // supersedes a
+        let (s, _) = s.update(&read, actor(1), "c", 0).unwrap(); // concurrent with b
         let mut vals: Vec<_> = s.values().copied().collect();
         vals.sort();
         assert_eq!(vals, vec!["b", "c"]);
@@ -322,7 +361,7 @@ mod tests {
     #[test]
     fn retain_keeps_clock() {
         let (s, _) = DvvSet::new()
-            .update(&CausalContext::empty(), actor(1), None::<u8>)
+            .update(&CausalContext::empty(), actor(1), None::<u8>, 0)
             .unwrap();
         let mut s2 = s.clone();
         s2.retain_values(Option::is_some);
@@ -374,11 +413,14 @@ mod tests {
             match *op {
                 Op::WriteWithContext { from, to } => {
                     let ctx = replicas[from].join();
-                    replicas[to] = replicas[to].update(&ctx, actor(to as u8), next).unwrap().0;
+                    replicas[to] = replicas[to]
+                        .update(&ctx, actor(to as u8), next, 0)
+                        .unwrap()
+                        .0;
                 }
                 Op::BlindWrite { to } => {
                     replicas[to] = replicas[to]
-                        .update(&CausalContext::empty(), actor(to as u8), next)
+                        .update(&CausalContext::empty(), actor(to as u8), next, 0)
                         .unwrap()
                         .0;
                 }
@@ -388,6 +430,33 @@ mod tests {
             }
         }
         replicas
+    }
+
+    #[derive(Debug, Clone)]
+    enum PurgeOp {
+        Read {
+            from: usize,
+        },
+        /// Writes with the context of read number `read` (none if there is no such read).
+        Write {
+            to: usize,
+            read: usize,
+        },
+        Sync {
+            from: usize,
+            to: usize,
+        },
+        /// Every replica drops the key, if they all hold the same state.
+        PurgeEverywhere,
+    }
+
+    fn purge_op() -> impl Strategy<Value = PurgeOp> {
+        prop_oneof![
+            (0..REPLICAS).prop_map(|from| PurgeOp::Read { from }),
+            (0..REPLICAS, 0..20usize).prop_map(|(to, read)| PurgeOp::Write { to, read }),
+            (0..REPLICAS, 0..REPLICAS).prop_map(|(from, to)| PurgeOp::Sync { from, to }),
+            Just(PurgeOp::PurgeEverywhere),
+        ]
     }
 
     fn states() -> impl Strategy<Value = Vec<DvvSet<u32>>> {
@@ -454,7 +523,7 @@ mod tests {
             all.extend(after);
             let rs = run(&all);
             let target = &rs[writer];
-            let (written, dot) = target.update(&ctx, actor(writer as u8), u32::MAX).unwrap();
+            let (written, dot) = target.update(&ctx, actor(writer as u8), u32::MAX, 0).unwrap();
             let mut expected: BTreeSet<_> = value_set(target)
                 .into_iter()
                 .filter(|(d, _)| {
@@ -469,10 +538,59 @@ mod tests {
 
         #[test]
         fn write_without_context_keeps_every_value(rs in states(), w in 0..REPLICAS) {
-            let (written, dot) = rs[w].update(&CausalContext::empty(), actor(w as u8), u32::MAX).unwrap();
+            let (written, dot) = rs[w].update(&CausalContext::empty(), actor(w as u8), u32::MAX, 0).unwrap();
             let mut expected = value_set(&rs[w]);
             expected.insert((dot, u32::MAX));
             prop_assert_eq!(value_set(&written), expected);
+        }
+
+        /// A key whose state every replica dropped (a purged tombstone) and then wrote again
+        /// never has a value superseded by a context that was read before it existed: the
+        /// minting replica starts a counter it has no entry for at a floor that only grows
+        /// (here the step number, standing in for the node's hybrid logical clock).
+        #[test]
+        fn a_context_from_before_a_purge_supersedes_nothing_written_after(
+            ops in proptest::collection::vec(purge_op(), 1..60),
+        ) {
+            let mut replicas = vec![DvvSet::<u32>::new(); REPLICAS];
+            // Every value each replica's clock has causally seen (kept across a purge).
+            let mut history = vec![BTreeSet::<u32>::new(); REPLICAS];
+            // Contexts clients read, with the history each read saw.
+            let mut reads: Vec<(CausalContext, BTreeSet<u32>)> = Vec::new();
+            for (step, op) in ops.iter().enumerate() {
+                let value = step as u32 + 1;
+                let floor = step as u64 + 1;
+                match *op {
+                    PurgeOp::Read { from } => {
+                        reads.push((replicas[from].join(), history[from].clone()));
+                    }
+                    PurgeOp::Write { to, read } => {
+                        let (ctx, seen) = match reads.get(read) {
+                            Some(r) => r.clone(),
+                            None => (CausalContext::empty(), BTreeSet::new()),
+                        };
+                        let before: BTreeSet<u32> = replicas[to].values().copied().collect();
+                        let (next, _) = replicas[to].update(&ctx, actor(to as u8), value, floor).unwrap();
+                        let after: BTreeSet<u32> = next.values().copied().collect();
+                        for gone in before.difference(&after) {
+                            prop_assert!(seen.contains(gone), "value {gone} superseded by a context that never saw it");
+                        }
+                        replicas[to] = next;
+                        history[to].extend(seen);
+                        history[to].insert(value);
+                    }
+                    PurgeOp::Sync { from, to } => {
+                        replicas[to] = replicas[to].sync(&replicas[from]);
+                        let theirs = history[from].clone();
+                        history[to].extend(theirs);
+                    }
+                    PurgeOp::PurgeEverywhere => {
+                        if replicas.windows(2).all(|w| w[0] == w[1]) {
+                            replicas = vec![DvvSet::new(); REPLICAS];
+                        }
+                    }
+                }
+            }
         }
 
         /// Clock entries are bounded by the number of actors, however many writes happen.

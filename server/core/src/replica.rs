@@ -118,7 +118,7 @@ fn apply_siblings_write(
         request_id: w.request_id,
         timestamp,
     };
-    let (dvv, dot) = state.dvv.update(context, w.actor, version)?;
+    let (dvv, dot) = state.dvv.update(context, w.actor, version, timestamp)?;
     let before = state.dvv.len();
     let after = dvv.len();
     if after > w.max_siblings && after > before {
@@ -398,7 +398,7 @@ mod tests {
         let view = read(r.obj.as_ref());
         assert!(!view.found());
         assert_eq!(view.stored_versions, 1);
-        assert_eq!(view.context.entries()[0].1, 2);
+        assert_eq!(view.context.entries()[0].1, ctx.entries()[0].1 + 1);
     }
 
     #[test]

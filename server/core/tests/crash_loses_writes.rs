@@ -60,7 +60,7 @@ fn run(s: &Scenario, bump: bool) -> (Vec<(Dot, u32)>, DvvSet<u32>, DvvSet<u32>) 
         } else {
             CausalContext::empty()
         };
-        a = a.update(&ctx, actor0, value).expect("counter space").0;
+        a = a.update(&ctx, actor0, value, 0).expect("counter space").0;
         record(&a, &mut seen);
         history.push(a.clone());
         if s.shipped[i] {
@@ -82,7 +82,7 @@ fn run(s: &Scenario, bump: bool) -> (Vec<(Dot, u32)>, DvvSet<u32>, DvvSet<u32>) 
         } else {
             CausalContext::empty()
         };
-        a = a.update(&ctx, actor1, value).expect("counter space").0;
+        a = a.update(&ctx, actor1, value, 0).expect("counter space").0;
         record(&a, &mut seen);
     }
     let _ = NODE_B;
