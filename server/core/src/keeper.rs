@@ -305,6 +305,27 @@ impl<S: Store> Keeper<S> {
         Ok(true)
     }
 
+    /// Removes a key if it still holds exactly the tombstone `candidate` names (see
+    /// [`crate::tombstones`]); returns whether the key is gone.
+    pub fn purge(
+        &self,
+        candidate: &crate::tombstones::Candidate,
+        durable: bool,
+    ) -> Result<bool, KeeperError<S::Error>> {
+        let Some((bytes, object)) = self.load_raw(&candidate.storage_key)? else {
+            return Ok(true);
+        };
+        if crate::tombstones::digest(&bytes) != candidate.digest
+            || !crate::tombstones::is_dead(&object, u64::MAX, 0)
+        {
+            return Ok(false);
+        }
+        self.store
+            .delete(&candidate.storage_key, &bytes, durable)
+            .map_err(KeeperError::Store)?;
+        Ok(true)
+    }
+
     /// Makes every later timestamp larger than `ts`.
     pub fn observe(&self, ts: u64) {
         self.hlc.fetch_max(ts, Ordering::Relaxed);

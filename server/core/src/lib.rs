@@ -29,6 +29,7 @@ pub mod ring;
 pub mod seal;
 pub mod store;
 pub mod stream;
+pub mod tombstones;
 pub mod transition;
 pub mod version;
 

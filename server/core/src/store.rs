@@ -30,6 +30,10 @@ pub trait Store {
         let _ = old;
         self.put(key, value, durable)
     }
+
+    /// Removes a key whose stored bytes the caller read (`old`) under the key's lock: only
+    /// a purged tombstone leaves this way.
+    fn delete(&self, key: &[u8], old: &[u8], durable: bool) -> Result<(), Self::Error>;
 }
 
 impl<T: Store + ?Sized> Store for &T {
@@ -51,6 +55,10 @@ impl<T: Store + ?Sized> Store for &T {
         durable: bool,
     ) -> Result<(), Self::Error> {
         (**self).replace(key, old, value, durable)
+    }
+
+    fn delete(&self, key: &[u8], old: &[u8], durable: bool) -> Result<(), Self::Error> {
+        (**self).delete(key, old, durable)
     }
 }
 
@@ -74,6 +82,10 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     ) -> Result<(), Self::Error> {
         (**self).replace(key, old, value, durable)
     }
+
+    fn delete(&self, key: &[u8], old: &[u8], durable: bool) -> Result<(), Self::Error> {
+        (**self).delete(key, old, durable)
+    }
 }
 
 impl<T: Store + ?Sized> Store for std::rc::Rc<T> {
@@ -95,6 +107,10 @@ impl<T: Store + ?Sized> Store for std::rc::Rc<T> {
         durable: bool,
     ) -> Result<(), Self::Error> {
         (**self).replace(key, old, value, durable)
+    }
+
+    fn delete(&self, key: &[u8], old: &[u8], durable: bool) -> Result<(), Self::Error> {
+        (**self).delete(key, old, durable)
     }
 }
 
@@ -194,6 +210,13 @@ impl Store for MemStore {
                 .borrow_mut()
                 .insert(key.to_vec(), value.to_vec());
         }
+        Ok(())
+    }
+
+    /// Always durable here: a purge a crash undid would only bring a tombstone back, which
+    /// the next sweep purges again; the simulation checks the stricter case.
+    fn delete(&self, key: &[u8], _old: &[u8], _durable: bool) -> Result<(), Self::Error> {
+        self.remove(key);
         Ok(())
     }
 }

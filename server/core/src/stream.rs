@@ -34,6 +34,10 @@ pub struct Limits {
     pub batch_bytes: u64,
     /// Batches sent and not yet acknowledged: enough to keep a long link busy.
     pub window: usize,
+    /// A queued write older than this (ms) is sent as a reference, the key's state now:
+    /// the same bound as a hint's age, so tombstone GC's grace covers both (a write
+    /// captured before a delete must not arrive after the tombstone was purged).
+    pub max_age_ms: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             batch_entries: 512,
             batch_bytes: 1 << 20,
             window: 4,
+            max_age_ms: 3 * 3600 * 1000,
         }
     }
 }
@@ -91,13 +96,17 @@ impl Queued {
 
     /// The entry to send at `seq`. A reference takes the key's state as it is now, read
     /// with `current` (it includes the queued write); one whose key holds nothing is
-    /// skipped (`None`).
+    /// skipped (`None`). A write queued more than `max_age_ms` before `now_ms` goes as a
+    /// reference too (see [`Limits::max_age_ms`]).
     pub fn into_entry<E>(
         self,
         seq: u64,
+        now_ms: u64,
+        max_age_ms: u64,
         current: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<Option<Entry>, E> {
-        let object = match self.object {
+        let fresh = now_ms.saturating_sub(self.written_ms) <= max_age_ms;
+        let object = match self.object.filter(|_| fresh) {
             Some(o) => o.into_vec(),
             None => match current(&self.storage_key)? {
                 Some(o) => o,

@@ -87,6 +87,9 @@ pub struct ServerArgs {
     /// Share of reads (0 to 1) that ask every replica in scope, repairing the stale ones.
     #[arg(long, env = "MERIDIAN_READ_REPAIR_CHANCE")]
     pub read_repair_chance: Option<f64>,
+    /// Hints older than this many seconds are dropped (and counted).
+    #[arg(long, env = "MERIDIAN_HINT_MAX_AGE_SECS")]
+    pub hint_max_age_secs: Option<u64>,
     /// Hints kept per target node at most (the oldest are dropped and counted).
     #[arg(long, env = "MERIDIAN_HINT_MAX_COUNT")]
     pub hint_max_count: Option<u64>,
@@ -99,6 +102,12 @@ pub struct ServerArgs {
     /// Bytes of writes each cross-DC replication stream queues in full before shedding.
     #[arg(long, env = "MERIDIAN_STREAM_MAX_BYTES")]
     pub stream_max_bytes: Option<u64>,
+    /// Seconds between every replica holding a tombstone and its purge (> hint max age).
+    #[arg(long, env = "MERIDIAN_TOMBSTONE_GRACE_SECS")]
+    pub tombstone_grace_secs: Option<u64>,
+    /// Partitions swept for purgeable tombstones per second (0: tombstone GC off).
+    #[arg(long, env = "MERIDIAN_TOMBSTONE_SWEEPS_PER_SEC")]
+    pub tombstone_sweeps_per_sec: Option<f64>,
     /// fsync the WAL before acknowledging writes (group commit).
     #[arg(long, env = "MERIDIAN_SYNC_WRITES")]
     pub sync_writes: Option<bool>,

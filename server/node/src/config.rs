@@ -57,6 +57,13 @@ pub struct ClusterConfig {
     /// queues references (keys only, a quarter of this more), then drops writes to
     /// anti-entropy, counting each. Default 268435456 (256 MiB).
     pub stream_max_bytes: u64,
+    /// A tombstone every replica (in every DC) holds is purged this long after that was
+    /// confirmed; must exceed `hint_max_age_secs`, since a hint or a queued stream write
+    /// older than the delete could otherwise bring the deleted value back. Default 14400 (4 h).
+    pub tombstone_grace_secs: u64,
+    /// Partitions per second this node sweeps for tombstones it is the reaper of (0 turns
+    /// tombstone GC off: deleted keys then keep their tombstones). Default 10.
+    pub tombstone_sweeps_per_sec: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +190,8 @@ impl Default for ClusterConfig {
             anti_entropy_exchanges_per_sec: 2.0,
             anti_entropy_bytes_per_sec: 8 << 20,
             stream_max_bytes: 256 << 20,
+            tombstone_grace_secs: 4 * 3600,
+            tombstone_sweeps_per_sec: 10.0,
         }
     }
 }
@@ -246,6 +255,19 @@ impl Config {
                 "cluster.stream_max_bytes {} is too small: it must be at least 4096 (one \
                  write must fit)",
                 self.cluster.stream_max_bytes
+            );
+        }
+        if self.cluster.tombstone_grace_secs <= self.cluster.hint_max_age_secs {
+            anyhow::bail!(
+                "cluster.tombstone_grace_secs {} must be longer than cluster.hint_max_age_secs                  {}: a hint older than the delete could bring a purged key back",
+                self.cluster.tombstone_grace_secs,
+                self.cluster.hint_max_age_secs
+            );
+        }
+        let sweeps = self.cluster.tombstone_sweeps_per_sec;
+        if !(0.0..=1000.0).contains(&sweeps) {
+            anyhow::bail!(
+                "cluster.tombstone_sweeps_per_sec {sweeps} is out of range: it must be 0 to 1000"
             );
         }
         if !(0.0..=1.0).contains(&self.cluster.read_repair_chance) {

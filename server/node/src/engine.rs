@@ -13,6 +13,7 @@ use meridian_core::keeper::{ClientWrite, Keeper, KeeperError};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
 use meridian_core::merkle::{Forest, Tracked};
 use meridian_core::partition::{key_hash, parse_storage_key};
+use meridian_core::tombstones::{self, Candidate};
 use meridian_core::{ActorId, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -107,6 +108,49 @@ impl Engine {
             Ok::<_, NodeError>(Vec::new())
         })?;
         Ok(bytes)
+    }
+
+    /// This replica's tombstones of keyspace `ks_id` in `partition` that are at least
+    /// `min_age_ms` old (see [`meridian_core::tombstones`]), at most `limit`.
+    pub fn dead_keys(
+        &self,
+        partition: u16,
+        ks_id: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> NodeResult<Vec<Candidate>> {
+        let mut prefix = partition.to_be_bytes().to_vec();
+        prefix.extend_from_slice(&ks_id.to_be_bytes());
+        let mut out = Vec::new();
+        self.storage.scan_data(&prefix, &mut |k, v| {
+            // An undecodable object is left for anti-entropy and the operator, never purged.
+            if let Ok(object) = StoredObject::decode(v)
+                && tombstones::is_dead(&object, now_ms, 0)
+            {
+                out.push(Candidate {
+                    storage_key: k.to_vec(),
+                    digest: tombstones::digest(v),
+                });
+            }
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Removes a key if it still holds exactly `candidate`'s tombstone; whether it is gone.
+    pub fn purge(&self, candidate: &Candidate) -> NodeResult<bool> {
+        let Some((_, ks_id, key)) = parse_storage_key(&candidate.storage_key) else {
+            return Err(NodeError::InvalidArgument(
+                "peer sent a malformed storage key".into(),
+            ));
+        };
+        let _guard = self.locks.lock(key_hash(ks_id, key));
+        let had = self.storage.get_data(&candidate.storage_key)?.is_some();
+        let gone = self.keeper.purge(candidate, self.syncs_id(ks_id))?;
+        if gone && had {
+            self.metrics.tombstones_purged.inc();
+        }
+        Ok(gone)
     }
 
     /// Rebuilds a partition's trees from its data; returns whether they had drifted from

@@ -122,6 +122,9 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
     if let Some(v) = args.read_repair_chance {
         cfg.cluster.read_repair_chance = v;
     }
+    if let Some(v) = args.hint_max_age_secs {
+        cfg.cluster.hint_max_age_secs = v;
+    }
     if let Some(v) = args.hint_max_count {
         cfg.cluster.hint_max_count = v;
     }
@@ -130,6 +133,12 @@ fn effective_config(args: &ServerArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.anti_entropy_bytes_per_sec {
         cfg.cluster.anti_entropy_bytes_per_sec = v;
+    }
+    if let Some(v) = args.tombstone_grace_secs {
+        cfg.cluster.tombstone_grace_secs = v;
+    }
+    if let Some(v) = args.tombstone_sweeps_per_sec {
+        cfg.cluster.tombstone_sweeps_per_sec = v;
     }
     if let Some(v) = args.stream_max_bytes {
         cfg.cluster.stream_max_bytes = v;

@@ -25,6 +25,9 @@ pub struct Metrics {
     pub set_aside: IntCounter,
     pub ae_exchanges: IntCounter,
     pub ae_failures: IntCounter,
+    pub tombstones_confirmed: IntCounter,
+    pub tombstones_purged: IntCounter,
+    pub reaper_failures: IntCounter,
     pub ae_repaired: IntCounter,
     pub ae_bytes: IntCounter,
     pub merkle_drift: IntCounter,
@@ -134,6 +137,18 @@ impl Metrics {
             "meridian_anti_entropy_failures_total",
             "Anti-entropy exchanges this node started that failed (peer down, timeout, bad reply)",
         );
+        let tombstones_confirmed = counter(
+            "meridian_tombstones_confirmed_total",
+            "Tombstones this node (their partition's reaper) found held by every replica in every DC",
+        );
+        let tombstones_purged = counter(
+            "meridian_tombstones_purged_total",
+            "Tombstones this node purged from its own disk (as reaper, or asked by one)",
+        );
+        let reaper_failures = counter(
+            "meridian_tombstone_sweep_failures_total",
+            "Tombstone sweeps this node started that some replica did not answer (nothing is purged then)",
+        );
         let ae_repaired = counter(
             "meridian_anti_entropy_repaired_keys_total",
             "Keys anti-entropy changed, here or on the peer, in exchanges this node started",
@@ -212,6 +227,9 @@ impl Metrics {
             Box::new(set_aside.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ae_exchanges.clone()),
             Box::new(ae_failures.clone()),
+            Box::new(tombstones_confirmed.clone()),
+            Box::new(tombstones_purged.clone()),
+            Box::new(reaper_failures.clone()),
             Box::new(ae_repaired.clone()),
             Box::new(ae_bytes.clone()),
             Box::new(merkle_drift.clone()),
@@ -257,6 +275,9 @@ impl Metrics {
             set_aside,
             ae_exchanges,
             ae_failures,
+            tombstones_confirmed,
+            tombstones_purged,
+            reaper_failures,
             ae_repaired,
             ae_bytes,
             merkle_drift,

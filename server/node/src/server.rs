@@ -131,6 +131,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         metrics.clone(),
         meridian_core::stream::Limits {
             max_bytes: cfg.cluster.stream_max_bytes,
+            max_age_ms: cfg.cluster.hint_max_age_secs.saturating_mul(1000),
             ..Default::default()
         },
     )?;
@@ -153,6 +154,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             role,
             anti_entropy_exchanges_per_sec: cfg.cluster.anti_entropy_exchanges_per_sec,
             anti_entropy_bytes_per_sec: cfg.cluster.anti_entropy_bytes_per_sec,
+            tombstone_sweeps_per_sec: cfg.cluster.tombstone_sweeps_per_sec,
+            tombstone_grace_secs: cfg.cluster.tombstone_grace_secs,
         },
     );
     cluster.spawn_tasks();

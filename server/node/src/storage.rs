@@ -19,6 +19,9 @@ const CF_META: &str = "meta";
 const CF_HINTS: &str = "hints";
 /// Cross-DC replication queues: one key range per remote DC (see `cluster::streams`).
 const CF_STREAMS: &str = "streams";
+/// Tombstones every replica was known to hold, with when: key = storage key (so one
+/// partition is one range), value = [`meridian_core::tombstones::Confirmed`].
+const CF_REAPER: &str = "reaper";
 
 pub struct Storage {
     db: DB,
@@ -56,6 +59,7 @@ impl Storage {
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
             ColumnFamilyDescriptor::new(CF_HINTS, Options::default()),
+            ColumnFamilyDescriptor::new(CF_REAPER, Options::default()),
             ColumnFamilyDescriptor::new(CF_STREAMS, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs)?;
@@ -98,6 +102,7 @@ impl Storage {
             bytes += (k.len() + v.len()) as u64;
             last = Some(k.to_vec());
         }
+        self.delete_confirmed_prefix(prefix)?;
         let Some(mut end) = last else {
             return Ok(0);
         };
@@ -165,6 +170,53 @@ impl Storage {
             }
         }
         Ok(out)
+    }
+
+    /// Removes a purged tombstone.
+    pub fn delete_data(&self, storage_key: &[u8], sync: bool) -> NodeResult<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_DATA)?, storage_key);
+        Ok(self.db.write_opt(batch, &opts)?)
+    }
+
+    /// The reaper's confirmation records of one partition (`prefix`).
+    pub fn confirmed_range(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> NodeResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range(CF_REAPER, prefix, after, limit)
+    }
+
+    /// Drops the reaper's records of a partition this node no longer holds.
+    fn delete_confirmed_prefix(&self, prefix: &[u8]) -> NodeResult<()> {
+        loop {
+            let page = self.range(CF_REAPER, prefix, None, 1024)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.update_confirmed(&[], page.into_iter().map(|(k, _)| k))?;
+        }
+    }
+
+    /// Records new confirmations and drops forgotten ones, in one batch.
+    pub fn update_confirmed(
+        &self,
+        put: &[(Vec<u8>, Vec<u8>)],
+        delete: impl Iterator<Item = Vec<u8>>,
+    ) -> NodeResult<()> {
+        let cf = self.cf(CF_REAPER)?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in put {
+            batch.put_cf(cf, k, v);
+        }
+        for k in delete {
+            batch.delete_cf(cf, k);
+        }
+        Ok(self.db.write(batch)?)
     }
 
     pub fn put_hint(&self, key: &[u8], value: &[u8], sync: bool) -> NodeResult<()> {
@@ -273,5 +325,9 @@ impl meridian_core::store::Store for Storage {
 
     fn put(&self, key: &[u8], value: &[u8], durable: bool) -> NodeResult<()> {
         self.put_data(key, value, durable)
+    }
+
+    fn delete(&self, key: &[u8], _old: &[u8], durable: bool) -> NodeResult<()> {
+        self.delete_data(key, durable)
     }
 }

@@ -285,3 +285,133 @@ async fn a_stream_resumes_after_its_node_is_killed_during_a_partition() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_purged_only_once_both_dcs_hold_them_and_deleted_keys_stay_deleted() {
+    // A grace of 2 s (hints live 1 s), and every partition swept about once a second.
+    let c = TestCluster::start_wan(
+        47,
+        &[("dc1", "r1", 1), ("dc2", "r1", 1)],
+        &[
+            "--hint-max-age-secs",
+            "1",
+            "--tombstone-grace-secs",
+            "2",
+            "--tombstone-sweeps-per-sec",
+            "1000",
+        ],
+    );
+    c.converged().await;
+    c.create_keyspace("sessions", &[("dc1", 1), ("dc2", 1)])
+        .await;
+    let dc1 = c.client(0).await;
+    let dc2 = c.client(1).await;
+    let local = w(Consistency::LocalQuorum);
+    const N: usize = 40;
+    for i in 0..N {
+        dc1.put_with("sessions", key("s", i), "alive", None, &local)
+            .await
+            .expect("put");
+    }
+    eventually(DEADLINE, "dc2 holds every session", || async {
+        for i in 0..N {
+            if !c.stored_on(1, "sessions", &key("s", i)).await {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    // A context read before the delete: after the purge it must not supersede new values.
+    let old = dc2
+        .get_with("sessions", key("s", 0), &r(Consistency::LocalOne))
+        .await
+        .expect("get")
+        .context;
+
+    // Cut off, each DC deletes half of the sessions.
+    c.cut_wan("dc1", "dc2", true);
+    for i in 0..N {
+        let client = if i % 2 == 0 { &dc1 } else { &dc2 };
+        client
+            .delete_with("sessions", key("s", i), None, &local)
+            .await
+            .expect("a LOCAL_QUORUM delete during the partition");
+    }
+    eventually(
+        DEADLINE,
+        "the reaper's sweeps fail while dc2 is cut off",
+        || async {
+            (metric_sum(&c, "meridian_tombstone_sweep_failures_total").await >= 20.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        metric_sum(&c, "meridian_tombstones_confirmed_total").await,
+        0.0,
+        "no tombstone is confirmed while a replica cannot answer"
+    );
+    assert_eq!(
+        metric_sum(&c, "meridian_tombstones_purged_total").await,
+        0.0
+    );
+    for i in 0..N {
+        assert!(
+            c.stored_on(i % 2, "sessions", &key("s", i)).await,
+            "the tombstone of s{i} stays while the other DC may hold the value"
+        );
+    }
+
+    c.cut_wan("dc1", "dc2", false);
+    eventually(
+        DEADLINE,
+        "every tombstone is purged on both DCs",
+        || async {
+            for i in 0..N {
+                for node in 0..2 {
+                    if c.stored_on(node, "sessions", &key("s", i)).await {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    assert!(metric_sum(&c, "meridian_tombstones_purged_total").await >= (2 * N) as f64);
+    for (client, dc) in [(&dc1, "dc1"), (&dc2, "dc2")] {
+        for i in 0..N {
+            let got = client
+                .get_with("sessions", key("s", i), &r(Consistency::LocalQuorum))
+                .await
+                .expect("get");
+            assert!(got.values.is_empty(), "s{i} came back in {dc}: {got:?}");
+        }
+    }
+
+    // A new value after the purge, then a write with the context read before the delete:
+    // that context never saw the new value, so both survive as siblings.
+    dc1.put_with("sessions", key("s", 0), "new", None, &local)
+        .await
+        .expect("put after the purge");
+    eventually(DEADLINE, "dc2 has the new value", || async {
+        let got = dc2
+            .get_with("sessions", key("s", 0), &r(Consistency::LocalOne))
+            .await
+            .ok()?;
+        (!got.values.is_empty()).then_some(())
+    })
+    .await;
+    dc2.put_with("sessions", key("s", 0), "stale", Some(&old), &local)
+        .await
+        .expect("put with an old context");
+    let got = dc2
+        .get_with("sessions", key("s", 0), &r(Consistency::LocalOne))
+        .await
+        .expect("get");
+    assert_eq!(
+        common::sorted(&got.values),
+        vec![b"new".to_vec(), b"stale".to_vec()],
+        "a context from before the purge superseded a value it never saw"
+    );
+}

@@ -238,6 +238,25 @@ impl Ownership {
         union
     }
 
+    /// When this node is the reaper of partition `partition` of `ks` (see
+    /// [`crate::tombstones`]), the other replicas it must hear from, in every DC. `None`
+    /// while a layout change is under way: replicas are then moving, and a node about to
+    /// receive the partition could be sent a deleted value by its old owner after a purge.
+    pub fn reaper_peers(&self, ks: &KeyspaceSpec, partition: u16) -> Option<Vec<ActorId>> {
+        if self.chain.len() != 1 {
+            return None;
+        }
+        let replicas: Vec<ActorId> = self
+            .replicas(ks, partition)
+            .into_iter()
+            .flat_map(|dc| dc.replicas.into_iter().map(|s| s.node))
+            .collect();
+        if crate::tombstones::reaper(&replicas) != Some(self.me) {
+            return None;
+        }
+        Some(replicas.into_iter().filter(|n| *n != self.me).collect())
+    }
+
     /// The key's replicas in the oldest active version: where reads are answered. An owner
     /// that has not acknowledged that version (it was down when the version settled, and
     /// has not caught up since) is treated as down: it may lack what it owns.

@@ -196,6 +196,16 @@ impl<S: Store> Store for Tracked<S> {
         trees.xor(&loc, delta(key, old, Some(value)));
         Ok(())
     }
+
+    fn delete(&self, key: &[u8], old: &[u8], durable: bool) -> Result<(), Self::Error> {
+        let Some(loc) = locate(key) else {
+            return self.inner.delete(key, old, durable);
+        };
+        let mut trees = self.forest.lock(loc.partition);
+        self.inner.delete(key, old, durable)?;
+        trees.xor(&loc, delta(key, Some(old), None));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ fn limits(max_bytes: u64) -> Limits {
         batch_entries: 3,
         batch_bytes: 1 << 20,
         window: 2,
+        max_age_ms: u64::MAX,
     }
 }
 
@@ -299,4 +300,19 @@ fn queue_keys_keep_each_dc_apart_and_in_sequence_order() {
             reference_bytes: reference.len() as u64,
         }
     );
+}
+
+#[test]
+fn a_write_queued_longer_than_the_maximum_age_goes_as_the_keys_state_now() {
+    let q = Queued::new(1_000, b"k", Some(b"old"));
+    let now = |_: &[u8]| Ok::<_, ()>(Some(b"now".to_vec()));
+    let fresh = q.clone().into_entry(7, 2_000, 1_000, now).unwrap().unwrap();
+    assert_eq!(fresh.object, b"old");
+    let stale = q.clone().into_entry(7, 2_001, 1_000, now).unwrap().unwrap();
+    assert_eq!(stale.object, b"now");
+    // A key purged meanwhile sends nothing.
+    let gone = q
+        .into_entry(7, 2_001, 1_000, |_| Ok::<_, ()>(None))
+        .unwrap();
+    assert!(gone.is_none());
 }

@@ -14,6 +14,7 @@ pub mod membership;
 pub mod peer_service;
 pub mod peers;
 pub mod pipe;
+pub mod reaper;
 pub mod rebalance;
 pub mod reclaim;
 mod set_aside;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub role: meridian_core::layout::Role,
     pub anti_entropy_exchanges_per_sec: f64,
     pub anti_entropy_bytes_per_sec: u64,
+    pub tombstone_sweeps_per_sec: f64,
+    pub tombstone_grace_secs: u64,
 }
 
 pub struct Cluster {
@@ -68,6 +71,8 @@ pub struct Cluster {
     pub role: meridian_core::layout::Role,
     /// Continuous anti-entropy's pace: exchanges per second and bytes per second.
     anti_entropy: (f64, u64),
+    /// Tombstone GC's pace (partitions per second) and grace (seconds).
+    reaper: (f64, u64),
     /// Fired when a decommission has finished and the node should stop.
     pub stop: tokio::sync::watch::Sender<bool>,
 }
@@ -118,6 +123,10 @@ impl Cluster {
                 settings.anti_entropy_exchanges_per_sec,
                 settings.anti_entropy_bytes_per_sec,
             ),
+            reaper: (
+                settings.tombstone_sweeps_per_sec,
+                settings.tombstone_grace_secs,
+            ),
             stop,
         })
     }
@@ -142,6 +151,7 @@ impl Cluster {
         anti_entropy::TreeKeeper::spawn(self.engine.clone());
         anti_entropy::AntiEntropy::spawn(self.clone(), self.anti_entropy.0, self.anti_entropy.1);
         streams::StreamWorkers::spawn(self.clone());
+        reaper::Reaper::spawn(self.clone(), self.reaper.0, self.reaper.1);
         let me = self.clone();
         tokio::spawn(async move { me.replay_hints().await });
         let me = self.clone();

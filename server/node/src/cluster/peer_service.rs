@@ -254,6 +254,14 @@ impl pb::peer_server::Peer for PeerService {
         Ok(Response::new(pb::StreamMessage { body: body.into() }))
     }
 
+    async fn tombstones(
+        &self,
+        req: Request<pb::TombstoneMessage>,
+    ) -> Result<Response<pb::TombstoneMessage>, Status> {
+        let body = super::reaper::answer(&self.cluster, &req.into_inner().body).await?;
+        Ok(Response::new(pb::TombstoneMessage { body: body.into() }))
+    }
+
     async fn forward(
         &self,
         req: Request<pb::ForwardRequest>,

@@ -390,7 +390,10 @@ impl StreamSender {
                 tracing::warn!(dc = %self.dc, seq, "skipping an unreadable replication stream entry");
                 continue;
             };
-            let Some(entry) = q.into_entry(seq, |skey| storage.get_data(skey))? else {
+            let now = super::membership::now_ms();
+            let Some(entry) =
+                q.into_entry(seq, now, limits.max_age_ms, |skey| storage.get_data(skey))?
+            else {
                 continue;
             };
             bytes += (entry.storage_key.len() + entry.object.len()) as u64;

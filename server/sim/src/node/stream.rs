@@ -172,7 +172,10 @@ impl SimNode {
                     continue;
                 };
                 let current = |skey: &[u8]| self.data.get(skey);
-                if let Some(entry) = q.into_entry(seq, current).unwrap_or_else(|e| match e {}) {
+                let entry = q
+                    .into_entry(seq, ctx.now, limits.max_age_ms, current)
+                    .unwrap_or_else(|e| match e {});
+                if let Some(entry) = entry {
                     entries.push(entry);
                 }
             }
