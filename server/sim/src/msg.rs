@@ -47,6 +47,8 @@ pub enum Req {
     AntiEntropy(meridian_core::merkle::exchange::Request),
     /// A batch of the sender's replication stream to this node's DC.
     StreamBatch(meridian_core::stream::Batch),
+    /// A tombstone reaper's question (see `meridian_core::tombstones`).
+    Tombstones(meridian_core::tombstones::Request),
     /// A client's read; `repair` asks every replica in scope (a read-repair pass).
     ClientRead {
         keyspace: String,
@@ -67,6 +69,7 @@ pub enum Resp {
     ReadDone(Result<ReadReply, String>),
     AntiEntropy(meridian_core::merkle::exchange::Reply),
     StreamReply(meridian_core::stream::Reply),
+    Tombstones(meridian_core::tombstones::Reply),
     /// Refused or given up on.
     Refused,
 }
@@ -97,6 +100,9 @@ impl Msg {
                     Req::ClientWrite { .. } => "cwrite",
                     Req::ClientRead { .. } => "cread",
                     Req::AntiEntropy(_) => "ae",
+                    Req::Tombstones(r) => {
+                        return format!("req{rpc}:gc{}/{}", r.ask.len(), r.purge.len());
+                    }
                     Req::StreamBatch(b) => return format!("req{rpc}:batch{}-{}", b.first, b.end),
                 };
                 format!("req{rpc}:{kind}")
@@ -112,6 +118,7 @@ impl Msg {
                     Resp::ReadDone(r) => format!("readdone{}", r.is_ok()),
                     Resp::AntiEntropy(_) => "ae".into(),
                     Resp::StreamReply(r) => format!("{r:?}"),
+                    Resp::Tombstones(r) => format!("gc{:?}{:?}", r.held, r.purged),
                     Resp::Refused => "refused".into(),
                 };
                 format!("resp{rpc}:{kind}")

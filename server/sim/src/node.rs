@@ -23,7 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+mod reaper;
 mod stream;
+
+pub use reaper::GcSettings;
 
 /// A peer that has not answered in this long is given up on (the node's peer timeout).
 pub const CALL_TIMEOUT: u64 = 500;
@@ -42,6 +45,8 @@ pub enum Timer {
     LayoutTick,
     /// Start an anti-entropy exchange if none is running (geo runs only).
     AntiEntropyTick,
+    /// Tombstone GC: the next sweep (geo runs).
+    ReaperTick,
     /// Send what the replication streams to other DCs hold.
     StreamTick,
 }
@@ -123,6 +128,8 @@ enum Pending {
     Stream,
     /// A step of this node's anti-entropy exchange with this peer.
     AntiEntropy(ActorId),
+    /// This node's tombstone sweep, asking this peer.
+    Tombstones(ActorId),
     /// A batch of the replication stream to `dc`.
     StreamBatch {
         dc: String,
@@ -246,6 +253,19 @@ pub struct SimNode {
     streams: BTreeMap<String, stream::SimStream>,
     pub stream_log: Rc<MemStore>,
     pub stream_limits: meridian_core::stream::Limits,
+    /// Tombstone GC and hint expiry (geo runs); `None` keeps tombstones and hints forever.
+    pub gc: Option<GcSettings>,
+    /// Hints older than this (ms) are dropped unsent (geo runs).
+    pub hint_max_age: Option<u64>,
+    sweeping: Option<reaper::Sweeping>,
+    reaper_next: usize,
+    /// The reaper's confirmation records.
+    pub confirmed: Rc<MemStore>,
+    /// Tombstones this node purged, and hints it dropped for age.
+    pub purged: u64,
+    pub hints_expired: u64,
+    /// The world's clock at the last input this node handled.
+    pub clock: u64,
     session_seq: u64,
     /// Other DCs' streams landing here.
     sink: stream::Sink,
@@ -318,6 +338,14 @@ impl SimNode {
             streams: BTreeMap::new(),
             stream_log: Rc::new(MemStore::new()),
             stream_limits: meridian_core::stream::Limits::default(),
+            gc: None,
+            hint_max_age: None,
+            sweeping: None,
+            reaper_next: 0,
+            confirmed: Rc::new(MemStore::new()),
+            purged: 0,
+            hints_expired: 0,
+            clock: now,
             session_seq: 0,
             sink: stream::Sink::default(),
             stream_references: 0,
@@ -336,6 +364,8 @@ impl SimNode {
         self.pending.clear();
         self.hints_in_flight.clear();
         self.stream_log.crash();
+        self.confirmed.crash();
+        self.sweeping = None;
         self.streams.clear();
         self.sink = stream::Sink::default();
         self.exchange = None;
@@ -572,6 +602,7 @@ impl SimNode {
             Timer::HintTick => self.replay_hints(ctx),
             Timer::LayoutTick => self.layout_tick(ctx),
             Timer::AntiEntropyTick => self.anti_entropy_tick(ctx),
+            Timer::ReaperTick => self.reaper_tick(ctx),
             Timer::StreamTick => self.stream_tick(ctx),
         }
     }
@@ -602,6 +633,10 @@ impl SimNode {
                 });
                 let mine = self.history.clone();
                 self.respond(origin, Resp::Layout(mine), ctx);
+            }
+            Req::Tombstones(request) => {
+                let resp = self.answer_reaper(&request);
+                self.respond(origin, resp, ctx);
             }
             Req::AntiEntropy(req) => {
                 let held = self.held(ctx);
@@ -967,6 +1002,7 @@ impl SimNode {
             }
             Pending::Stream => self.streamed(resp),
             Pending::AntiEntropy(peer) => self.anti_entropy_reply(peer, resp, ctx),
+            Pending::Tombstones(peer) => self.reaper_reply(peer, resp, ctx),
             Pending::StreamBatch { dc, session, first } => {
                 self.stream_reply(dc, session, first, resp, ctx)
             }
@@ -1201,7 +1237,8 @@ impl SimNode {
         let mut key = target.0.to_vec();
         key.extend_from_slice(&self.hint_seq.to_be_bytes());
         self.hint_seq += 1;
-        let mut value = (skey.len() as u32).to_be_bytes().to_vec();
+        let mut value = self.clock.to_be_bytes().to_vec();
+        value.extend_from_slice(&(skey.len() as u32).to_be_bytes());
         value.extend_from_slice(skey);
         value.extend_from_slice(object);
         let durable = self.durable(skey);
@@ -1219,6 +1256,17 @@ impl SimNode {
         for (key, value) in self.hints.entries() {
             if sent >= HINTS_PER_TICK {
                 break;
+            }
+            // Like the node's hints: past the maximum age a hint is dropped, never sent
+            // (tombstone GC's grace counts on it); anti-entropy repairs what it held.
+            if self
+                .hint_max_age
+                .is_some_and(|age| ctx.now.saturating_sub(hint_created(&value)) > age)
+                && !self.hints_in_flight.contains(&key)
+            {
+                self.hints.remove(&key);
+                self.hints_expired += 1;
+                continue;
             }
             let Some((target, skey, object)) = parse_hint(&key, &value) else {
                 continue;
@@ -1277,10 +1325,19 @@ impl SimNode {
 
 /// A stored hint: (target, storage key, object). Key = target + sequence; value = storage key
 /// length (4 bytes, BE), storage key, object (see `keep_hint`).
+/// A hint's target, storage key and object; its creation time is the first 8 bytes.
 fn parse_hint<'a>(key: &[u8], value: &'a [u8]) -> Option<(ActorId, &'a [u8], &'a [u8])> {
     let target = ActorId(<[u8; 16]>::try_from(key.get(..16)?).ok()?);
+    let value = value.get(8..)?;
     let len = u32::from_be_bytes(<[u8; 4]>::try_from(value.get(..4)?).ok()?) as usize;
     Some((target, value.get(4..4 + len)?, value.get(4 + len..)?))
+}
+
+fn hint_created(value: &[u8]) -> u64 {
+    value
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// The context seal of a layout's cluster secret (a placeholder before the node has one).

@@ -30,6 +30,12 @@ const HINT_TICK: u64 = 200;
 const STREAM_TICK: u64 = 100;
 /// Each node starts an anti-entropy exchange this often (geo runs).
 const AE_TICK: u64 = 250;
+/// Each node starts a tombstone sweep this often (geo runs).
+const REAPER_TICK: u64 = 200;
+/// Geo runs: hints and queued stream writes live this long, and a tombstone every replica
+/// holds is purged this long after that was confirmed (longer, as on a real node).
+const HINT_MAX_AGE: u64 = 3_000;
+const TOMBSTONE_GRACE: u64 = 4_000;
 /// How long anti-entropy has to converge every replica once the layout settled (geo runs).
 const AE_SETTLE: u64 = 20_000;
 const FLUSH_EVERY: u64 = 2_000;
@@ -45,6 +51,18 @@ fn stream_limits(scenario: Scenario) -> meridian_core::stream::Limits {
         limits.batch_entries = 16;
     }
     limits
+}
+
+/// Geo runs age hints out and purge tombstones, as a real node does.
+fn configure_gc(node: &mut SimNode, scenario: Scenario) {
+    if scenario == Scenario::Geo {
+        node.hint_max_age = Some(HINT_MAX_AGE);
+        node.stream_limits.max_age_ms = HINT_MAX_AGE;
+        node.gc = Some(crate::node::GcSettings {
+            grace: TOMBSTONE_GRACE,
+            sweep_timeout: 1_500,
+        });
+    }
 }
 
 /// The outcome of one seed.
@@ -82,6 +100,9 @@ pub struct Stats {
     pub stream_references: u64,
     pub stream_dropped: u64,
     pub stream_left: u64,
+    /// Tombstones purged (summed over nodes) and hints dropped for age (geo runs).
+    pub purged: u64,
+    pub hints_expired: u64,
 }
 
 #[derive(Debug)]
@@ -180,6 +201,8 @@ pub fn run_scenario(seed: u64, scenario: Scenario) -> Report {
     w.stats.acked = w.records.iter().filter(|r| r.acked).count();
     w.stats.hints_left = w.nodes.iter().map(SimNode::hint_count).sum();
     w.stats.ae_repaired = w.nodes.iter().map(|n| n.ae_repaired).sum();
+    w.stats.purged = w.nodes.iter().map(|n| n.purged).sum();
+    w.stats.hints_expired = w.nodes.iter().map(|n| n.hints_expired).sum();
     w.stats.stream_references = w.nodes.iter().map(|n| n.stream_references).sum();
     w.stats.stream_dropped = w.nodes.iter().map(|n| n.stream_dropped).sum();
     w.stats.stream_left = w
@@ -251,6 +274,7 @@ impl World {
                 let skew = rng.range(0, 50);
                 let mut n = SimNode::new(m.clone(), history.clone(), keyspaces.clone(), skew, 0);
                 n.stream_limits = stream_limits(scenario);
+                configure_gc(&mut n, scenario);
                 n
             })
             .collect::<Vec<_>>();
@@ -319,6 +343,14 @@ impl World {
             },
         );
         if self.scenario == Scenario::Geo {
+            let at = self.now + self.rng.range(1, REAPER_TICK);
+            self.at(
+                at,
+                Event::NodeTimer {
+                    node,
+                    timer: Timer::ReaperTick,
+                },
+            );
             let at = self.now + self.rng.range(1, AE_TICK);
             self.at(
                 at,
@@ -417,6 +449,7 @@ impl World {
                 let every = match timer {
                     Timer::HintTick | Timer::LayoutTick => Some(HINT_TICK),
                     Timer::AntiEntropyTick => Some(AE_TICK),
+                    Timer::ReaperTick => Some(REAPER_TICK),
                     Timer::StreamTick => Some(STREAM_TICK),
                     _ => None,
                 };
@@ -508,6 +541,7 @@ impl World {
             .map(|n| (n.id, (n.version(), n.fingerprint)))
             .collect();
         let random = self.rng.next_u64();
+        self.nodes[i].clock = self.now;
         let mut ctx = Ctx {
             now: self.now,
             up: &up,
@@ -727,6 +761,7 @@ impl World {
             self.now,
         );
         node.stream_limits = stream_limits(self.scenario);
+        configure_gc(&mut node, self.scenario);
         self.nodes.push(node);
         self.stats.nodes += 1;
         self.arm(self.nodes.len() - 1);
@@ -882,6 +917,7 @@ fn detail(event: &Event) -> String {
                 format!("{keyspace}/{} {level}", String::from_utf8_lossy(key))
             }
             Req::AntiEntropy(r) => format!("{r:?}").chars().take(200).collect(),
+            Req::Tombstones(r) => format!("ask {} purge {}", r.ask.len(), r.purge.len()),
             Req::StreamBatch(b) => b
                 .entries
                 .iter()
