@@ -306,24 +306,23 @@ impl<S: Store> Keeper<S> {
     }
 
     /// Removes a key if it still holds exactly the tombstone `candidate` names (see
-    /// [`crate::tombstones`]); returns whether the key is gone.
+    /// [`crate::tombstones`]).
     pub fn purge(
         &self,
         candidate: &crate::tombstones::Candidate,
         durable: bool,
-    ) -> Result<bool, KeeperError<S::Error>> {
+    ) -> Result<crate::tombstones::Purge, KeeperError<S::Error>> {
+        use crate::tombstones::{Purge, digest, is_dead};
         let Some((bytes, object)) = self.load_raw(&candidate.storage_key)? else {
-            return Ok(true);
+            return Ok(Purge::Absent);
         };
-        if crate::tombstones::digest(&bytes) != candidate.digest
-            || !crate::tombstones::is_dead(&object, u64::MAX, 0)
-        {
-            return Ok(false);
+        if digest(&bytes) != candidate.digest || !is_dead(&object, u64::MAX, 0) {
+            return Ok(Purge::Kept);
         }
         self.store
             .delete(&candidate.storage_key, &bytes, durable)
             .map_err(KeeperError::Store)?;
-        Ok(true)
+        Ok(Purge::Removed)
     }
 
     /// Makes every later timestamp larger than `ts`.

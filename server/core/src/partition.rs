@@ -33,6 +33,15 @@ pub fn storage_key(keyspace_id: u64, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The first 10 bytes of every storage key of one keyspace in one partition: its slice of
+/// the partition, one prefix scan.
+pub fn slice_prefix(partition: u16, keyspace_id: u64) -> [u8; 10] {
+    let mut p = [0u8; 10];
+    p[..2].copy_from_slice(&partition.to_be_bytes());
+    p[2..].copy_from_slice(&keyspace_id.to_be_bytes());
+    p
+}
+
 /// Splits a storage key back into (partition, keyspace id, key).
 pub fn parse_storage_key(raw: &[u8]) -> Option<(u16, u64, &[u8])> {
     if raw.len() < 10 {

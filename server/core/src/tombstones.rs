@@ -85,6 +85,34 @@ pub fn is_dead(object: &StoredObject, now_ms: u64, min_age_ms: u64) -> bool {
     dead && hlc::wall_ms(newest).saturating_add(min_age_ms) <= now_ms
 }
 
+/// A stored key as a sweep sees it: a candidate when its state is dead (an undecodable one
+/// is left for anti-entropy and the operator, never purged).
+pub fn candidate(storage_key: &[u8], stored: &[u8], now_ms: u64) -> Option<Candidate> {
+    let object = StoredObject::decode(stored).ok()?;
+    is_dead(&object, now_ms, 0).then(|| Candidate {
+        storage_key: storage_key.to_vec(),
+        digest: digest(stored),
+    })
+}
+
+/// What a purge found at a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// The tombstone was there and is deleted.
+    Removed,
+    /// The key held nothing (purged before).
+    Absent,
+    /// The key holds something else now: kept.
+    Kept,
+}
+
+impl Purge {
+    /// Whether the key is gone from this replica.
+    pub fn gone(self) -> bool {
+        self != Purge::Kept
+    }
+}
+
 /// What a reaper asks each other replica of one partition: the same request to all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -207,8 +235,14 @@ impl Sweep {
         &self.request
     }
 
+    /// Nothing to ask and nothing to forget: the sweep can be skipped.
     pub fn is_empty(&self) -> bool {
-        self.request.ask.is_empty() && self.request.purge.is_empty() && self.forget.is_empty()
+        !self.asks_peers() && self.forget.is_empty()
+    }
+
+    /// Whether the peers have anything to answer (otherwise finish at once).
+    pub fn asks_peers(&self) -> bool {
+        !self.request.ask.is_empty() || !self.request.purge.is_empty()
     }
 
     /// Counts one peer's reply. A reply of the wrong shape counts as "no" everywhere.

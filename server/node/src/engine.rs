@@ -12,7 +12,7 @@ use crate::storage::Storage;
 use meridian_core::keeper::{ClientWrite, Keeper, KeeperError};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
 use meridian_core::merkle::{Forest, Tracked};
-use meridian_core::partition::{key_hash, parse_storage_key};
+use meridian_core::partition::{key_hash, parse_storage_key, slice_prefix};
 use meridian_core::tombstones::{self, Candidate};
 use meridian_core::{ActorId, ContextSeal, CoreError, KeyspaceSpec, StoredObject};
 use std::sync::Arc;
@@ -110,30 +110,15 @@ impl Engine {
         Ok(bytes)
     }
 
-    /// This replica's tombstones of keyspace `ks_id` in `partition` that are at least
-    /// `min_age_ms` old (see [`meridian_core::tombstones`]), at most `limit`.
-    pub fn dead_keys(
-        &self,
-        partition: u16,
-        ks_id: u64,
-        now_ms: u64,
-        limit: usize,
-    ) -> NodeResult<Vec<Candidate>> {
-        let mut prefix = partition.to_be_bytes().to_vec();
-        prefix.extend_from_slice(&ks_id.to_be_bytes());
+    /// Every key of keyspace `ks_id` in `partition` whose state is only tombstones (see
+    /// [`meridian_core::tombstones`]).
+    pub fn dead_keys(&self, partition: u16, ks_id: u64, now_ms: u64) -> NodeResult<Vec<Candidate>> {
         let mut out = Vec::new();
-        self.storage.scan_data(&prefix, &mut |k, v| {
-            // An undecodable object is left for anti-entropy and the operator, never purged.
-            if let Ok(object) = StoredObject::decode(v)
-                && tombstones::is_dead(&object, now_ms, 0)
-            {
-                out.push(Candidate {
-                    storage_key: k.to_vec(),
-                    digest: tombstones::digest(v),
-                });
-            }
-            out.len() < limit
-        })?;
+        self.storage
+            .scan_data(&slice_prefix(partition, ks_id), &mut |k, v| {
+                out.extend(tombstones::candidate(k, v, now_ms));
+                true
+            })?;
         Ok(out)
     }
 
@@ -145,12 +130,11 @@ impl Engine {
             ));
         };
         let _guard = self.locks.lock(key_hash(ks_id, key));
-        let had = self.storage.get_data(&candidate.storage_key)?.is_some();
-        let gone = self.keeper.purge(candidate, self.syncs_id(ks_id))?;
-        if gone && had {
+        let outcome = self.keeper.purge(candidate, self.syncs_id(ks_id))?;
+        if outcome == tombstones::Purge::Removed {
             self.metrics.tombstones_purged.inc();
         }
-        Ok(gone)
+        Ok(outcome.gone())
     }
 
     /// Rebuilds a partition's trees from its data; returns whether they had drifted from

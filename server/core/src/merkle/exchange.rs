@@ -17,6 +17,7 @@ use super::{
     entry_hash, locate, partition_of_hash, partitions_under,
 };
 use crate::limits::{MAX_BATCH_BYTES, batches_by_bytes};
+use crate::partition::slice_prefix;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -209,13 +210,6 @@ pub trait Replica {
     }
 }
 
-fn prefix(partition: u16, keyspace: u64) -> [u8; 10] {
-    let mut p = [0u8; 10];
-    p[..2].copy_from_slice(&partition.to_be_bytes());
-    p[2..].copy_from_slice(&keyspace.to_be_bytes());
-    p
-}
-
 /// This replica's digests of the given leaves, sorted by key hash.
 pub fn digests<R: Replica>(
     replica: &R,
@@ -225,7 +219,7 @@ pub fn digests<R: Replica>(
     let partitions: BTreeSet<u16> = leaves.iter().map(|l| (l >> SEGMENT_BITS) as u16).collect();
     let mut by_key: BTreeMap<u64, u64> = BTreeMap::new();
     for p in partitions {
-        replica.scan(&prefix(p, keyspace), &mut |skey, bytes| {
+        replica.scan(&slice_prefix(p, keyspace), &mut |skey, bytes| {
             if let Some(loc) = locate(skey).filter(|l| leaves.contains(&l.leaf())) {
                 *by_key.entry(loc.key_hash).or_insert(0) ^= entry_hash(skey, bytes);
             }
@@ -251,7 +245,7 @@ pub fn objects<R: Replica>(
     let mut bytes = 0usize;
     let mut truncated = false;
     for p in partitions {
-        replica.scan(&prefix(p, keyspace), &mut |skey, value| {
+        replica.scan(&slice_prefix(p, keyspace), &mut |skey, value| {
             if !locate(skey).is_some_and(|l| keys.contains(&l.key_hash)) {
                 return true;
             }

@@ -13,7 +13,7 @@ use super::Cluster;
 use super::membership::now_ms;
 use crate::error::{NodeError, NodeResult};
 use meridian_core::ActorId;
-use meridian_core::partition::PARTITIONS;
+use meridian_core::partition::{PARTITIONS, slice_prefix};
 use meridian_core::tombstones::{self, Confirmed, Reply, Request, Sweep};
 use meridian_proto::v1 as pb;
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ impl Reaper {
         let peer_count = peers.len();
         let sweep = tokio::task::spawn_blocking(move || -> NodeResult<Sweep> {
             // Every dead key: a record whose key the scan did not reach would be forgotten.
-            let dead = engine.dead_keys(partition, ks, now, usize::MAX)?;
+            let dead = engine.dead_keys(partition, ks, now)?;
             let records = confirmed(&engine, partition, ks)?;
             Ok(Sweep::plan(dead, records, peer_count, now, grace))
         })
@@ -86,7 +86,7 @@ impl Reaper {
         let mut sweep = sweep;
         let body = sweep.request().encode();
         let mut failed = None;
-        if !sweep.request().ask.is_empty() || !sweep.request().purge.is_empty() {
+        if sweep.asks_peers() {
             for peer in peers {
                 match self.ask(*peer, &body).await {
                     Ok(reply) => sweep.on_reply(&reply),
@@ -144,8 +144,7 @@ fn confirmed(
     partition: u16,
     ks: u64,
 ) -> NodeResult<BTreeMap<Vec<u8>, Confirmed>> {
-    let mut prefix = partition.to_be_bytes().to_vec();
-    prefix.extend_from_slice(&ks.to_be_bytes());
+    let prefix = slice_prefix(partition, ks);
     let mut out = BTreeMap::new();
     let mut after: Option<Vec<u8>> = None;
     loop {

@@ -5,9 +5,9 @@
 use super::{Ctx, Pending, SimNode};
 use crate::msg::{Req, Resp};
 use meridian_core::ActorId;
-use meridian_core::partition::parse_storage_key;
+use meridian_core::partition::{parse_storage_key, slice_prefix};
 use meridian_core::store::Store;
-use meridian_core::tombstones::{self, Candidate, Confirmed, Sweep};
+use meridian_core::tombstones::{self, Candidate, Confirmed, Purge, Sweep};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How tombstone GC runs on a node (geo runs only).
@@ -37,15 +37,14 @@ impl SimNode {
             }
             self.finish_sweep(ctx);
         }
-        // Where this node holds tombstones or records: the only slices worth a sweep.
+        // Slices where this node holds keys or records: the only ones a sweep can act on.
         let mut slices: BTreeSet<(u16, u64)> = BTreeSet::new();
-        for (k, v) in self
+        for (k, _) in self
             .data
             .entries()
             .into_iter()
             .chain(self.confirmed.entries())
         {
-            let _ = v;
             if let Some((p, ks, _)) = parse_storage_key(&k) {
                 slices.insert((p, ks));
             }
@@ -66,20 +65,12 @@ impl SimNode {
         let Some(peers) = own.reaper_peers(&ks, p) else {
             return;
         };
-        let mut prefix = p.to_be_bytes().to_vec();
-        prefix.extend_from_slice(&ks_id.to_be_bytes());
+        let prefix = slice_prefix(p, ks_id);
         let dead: Vec<Candidate> = self
             .data
             .scan(&prefix)
             .into_iter()
-            .filter(|(_, v)| {
-                meridian_core::StoredObject::decode(v)
-                    .is_ok_and(|o| tombstones::is_dead(&o, ctx.now, 0))
-            })
-            .map(|(k, v)| Candidate {
-                digest: tombstones::digest(&v),
-                storage_key: k,
-            })
+            .filter_map(|(k, v)| tombstones::candidate(&k, &v, ctx.now))
             .collect();
         let records: BTreeMap<Vec<u8>, Confirmed> = self
             .confirmed
@@ -92,12 +83,13 @@ impl SimNode {
             return;
         }
         let request = sweep.request().clone();
+        let asks = sweep.asks_peers();
         self.sweeping = Some(Sweeping {
             sweep,
             waiting: peers.iter().copied().collect(),
             started: ctx.now,
         });
-        if request.ask.is_empty() && request.purge.is_empty() {
+        if !asks {
             self.finish_sweep(ctx);
             return;
         }
@@ -146,33 +138,25 @@ impl SimNode {
 
     /// Purges a key if it still holds exactly the candidate's tombstone; whether it is gone.
     fn purge(&mut self, c: &Candidate) -> bool {
-        let existed = self.data.get(&c.storage_key).ok().flatten().is_some();
         let durable = self.durable(&c.storage_key);
-        let gone = self.keeper.purge(c, durable).unwrap_or(false);
-        if gone && existed {
-            self.purged += 1;
+        match self.keeper.purge(c, durable) {
+            Ok(outcome) => {
+                self.purged += u64::from(outcome == Purge::Removed);
+                outcome.gone()
+            }
+            Err(_) => false,
         }
-        gone
     }
 
     /// A reaper's question, answered here.
     pub(super) fn answer_reaper(&mut self, request: &tombstones::Request) -> Resp {
         let data = self.data.clone();
-        let mut purges = Vec::new();
         let reply = tombstones::answer::<std::convert::Infallible>(
             request,
             |k| data.get(k),
-            |c| {
-                purges.push(c.clone());
-                Ok(true)
-            },
+            |c| Ok(self.purge(c)),
         )
         .unwrap_or_else(|e| match e {});
-        // The purges run after the closures let go of the node.
-        let purged: Vec<bool> = purges.iter().map(|c| self.purge(c)).collect();
-        Resp::Tombstones(tombstones::Reply {
-            held: reply.held,
-            purged,
-        })
+        Resp::Tombstones(reply)
     }
 }
