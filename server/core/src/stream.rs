@@ -46,7 +46,7 @@ impl Default for Limits {
             max_bytes: 256 << 20,
             batch_entries: 512,
             batch_bytes: 1 << 20,
-            window: 4,
+            window: 64,
             max_age_ms: 3 * 3600 * 1000,
         }
     }

@@ -204,9 +204,11 @@ impl Metrics {
                 "meridian_stream_lag_seconds",
                 "From a write's coordinator queueing it to this node applying it, by source DC",
             )
+            // Every 10 ms up to 60 ms: a one-way WAN delay plus the lag on top of it must be
+            // readable (`scripts/bench-wan.sh` reads "within delay + 20 ms" off a bucket).
             .buckets(vec![
-                0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                30.0, 60.0, 300.0,
+                0.001, 0.002_5, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2,
+                0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
             ]),
             &["source_dc"],
         )

@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Seconds per workload.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Operations per second across all clients (0: as fast as they go). Paced clients
+    /// measure latency from when an operation was due, not when it started, so a stall
+    /// shows in the percentiles instead of just slowing the load (coordinated omission).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Skip loading the records (they are already there).
     #[arg(long)]
     pub skip_load: bool,
@@ -66,6 +71,7 @@ trait Target: Send + Sync {
     /// Returns the number of siblings seen.
     async fn read(&self, key: &str) -> anyhow::Result<usize>;
     async fn write(&self, key: &str, value: Bytes) -> anyhow::Result<()>;
+    async fn delete(&self, key: &str) -> anyhow::Result<()>;
 }
 
 /// Meridian through the SDK. Updates carry the latest context this client holds for the key
@@ -116,6 +122,13 @@ impl Target for MeridianTarget {
         self.remember(key, new.context);
         Ok(())
     }
+
+    /// With the context of the client's last write or read of the key, which it forgets.
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let ctx = self.shard(key).lock().ok().and_then(|mut m| m.remove(key));
+        self.client.delete(&self.keyspace, key, ctx.as_ref()).await?;
+        Ok(())
+    }
 }
 
 struct RedisTarget {
@@ -144,6 +157,14 @@ impl Target for RedisTarget {
         let () = redis::cmd("SET")
             .arg(key)
             .arg(&value[..])
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let _: u64 = redis::cmd("DEL")
+            .arg(key)
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -284,8 +305,13 @@ async fn run_workload(
     let max_sib = Arc::new(AtomicUsize::new(0));
     let pb = progress(args, duration.as_secs(), &format!("workload {}", w.name));
     let start = Instant::now();
+    // Each paced client owns every `concurrency`-th slot of the schedule.
+    let interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(concurrency as f64 / args.rate));
+    // Sessions: each client keeps its share of `records` keys live.
+    let live = (args.records / concurrency as u64).max(1);
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for c in 0..concurrency {
         let (target, zipf, stop, errors, max_sib, value) = (
             target.clone(),
             zipf.clone(),
@@ -299,10 +325,30 @@ async fn run_workload(
                 .map_err(|e| anyhow::anyhow!("histogram: {e}"))?;
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
             let mut ops = 0u64;
+            let mut created = 0u64;
+            let mut due = interval.map(|i| start + i.mul_f64(c as f64 / concurrency as f64));
             while !stop.load(Ordering::Relaxed) {
                 let key = key_name(zipf.next(&mut rng));
-                let t = Instant::now();
-                let r = if rng.random::<f64>() < w.read_fraction {
+                let t = match (due.as_mut(), interval) {
+                    (Some(due), Some(i)) => {
+                        tokio::time::sleep_until((*due).into()).await;
+                        let t = *due;
+                        *due += i;
+                        t
+                    }
+                    _ => Instant::now(),
+                };
+                let r = if w.sessions {
+                    let key = format!("session:{c}:{created}");
+                    let r = target.write(&key, value.clone()).await;
+                    created += 1;
+                    match created.checked_sub(live + 1) {
+                        Some(old) if r.is_ok() => {
+                            target.delete(&format!("session:{c}:{old}")).await
+                        }
+                        _ => r,
+                    }
+                } else if rng.random::<f64>() < w.read_fraction {
                     target.read(&key).await.map(|n| {
                         max_sib.fetch_max(n, Ordering::Relaxed);
                     })

@@ -8,6 +8,10 @@ pub struct Workload {
     pub name: char,
     /// Fraction of operations that read; the rest update.
     pub read_fraction: f64,
+    /// Not YCSB: every operation creates a new key and deletes one created earlier, so a
+    /// fixed number of keys stays live while keys churn through (a session store). Shows
+    /// whether tombstones keep the disk growing.
+    pub sessions: bool,
 }
 
 impl Workload {
@@ -16,16 +20,24 @@ impl Workload {
             "a" => Ok(Self {
                 name: 'A',
                 read_fraction: 0.5,
+                sessions: false,
             }),
             "b" => Ok(Self {
                 name: 'B',
                 read_fraction: 0.95,
+                sessions: false,
             }),
             "c" => Ok(Self {
                 name: 'C',
                 read_fraction: 1.0,
+                sessions: false,
             }),
-            other => Err(format!("unknown workload {other:?}; expected a, b or c")),
+            "sessions" => Ok(Self {
+                name: 'S',
+                read_fraction: 0.0,
+                sessions: true,
+            }),
+            other => Err(format!("unknown workload {other:?}; expected a, b, c or sessions")),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A TCP proxy in front of one node's gRPC port for the traffic of other datacenters (the
 //! node publishes it with `--wan-grpc-addr`): tests cut a WAN link by blocking it, which
-//! drops open connections and refuses new ones, and slow it with a delay per chunk.
+//! drops open connections and refuses new ones, and slow it with a one-way delay in each
+//! direction. `examples/wan_proxy.rs` runs the same proxy as a process for the benchmarks.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,23 +96,38 @@ async fn relay(inbound: TcpStream, target: SocketAddr, state: Arc<State>) {
     }
 }
 
+/// A delay line: the reader stamps each chunk with when it may leave, and the writer holds
+/// it until then, so a delay adds latency without capping throughput (a link of 40 ms
+/// still carries many chunks in flight, as a real one does). Order is kept; a full line
+/// stops the reader, which pushes back on the sender through TCP.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     state: Arc<State>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let delay = state.delay_ms.load(Ordering::SeqCst);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+    let (line, mut out) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let delay = Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+            let due = tokio::time::Instant::now() + delay;
+            if line.send((due, buf[..n].to_vec())).await.is_err() {
+                return;
+            }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = out.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
         }
-    }
+    };
+    // The writer drains what the reader queued before its end.
+    tokio::join!(reader, writer);
 }
