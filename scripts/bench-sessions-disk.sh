@@ -45,8 +45,11 @@ purged() {
     awk '/^meridian_tombstones_purged_total/ {s+=$2} END {printf "%d", s}'
 }
 
-start_cluster gc 7 --hint-max-age-secs 10 --tombstone-grace-secs 20 --tombstone-sweeps-per-sec 200
-start_cluster nogc 8 --tombstone-sweeps-per-sec 0
+# Small memtables, so flushes and compactions (which is where RocksDB drops deleted keys)
+# happen within the run.
+printf '[storage]\nwrite_buffer_mb = 4\n' >"$WORK/node.toml"
+start_cluster gc 7 --config "$WORK/node.toml" --hint-max-age-secs 10 --tombstone-grace-secs 20 --tombstone-sweeps-per-sec 200
+start_cluster nogc 8 --config "$WORK/node.toml" --tombstone-sweeps-per-sec 0
 sleep 2 # the keyspace definitions reach dc2 by gossip
 
 echo "seconds=$SECONDS_RUN rate=${RATE}ops/s (create + delete) live=$RECORDS value=${VALUE}B cores=$(nproc)"
@@ -65,4 +68,7 @@ while [ $(( $(date +%s) - START )) -lt "$SECONDS_RUN" ]; do
     "$(awk -v a="$ON" -v b="$OFF" 'BEGIN {print a / b}')" "$(purged gc)"
 done
 wait "${PIDS[-1]}" "${PIDS[-2]}" || true
+for c in gc nogc; do
+  echo "$c: $(find "$WORK/$c" -name '*.sst' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}') bytes of SST files, $(find "$WORK/$c" -name '*.log' -path '*/n[12]/*' -printf '%s\n' | awk '{s+=$1} END {printf "%d", s}') bytes of WAL"
+done
 cat "$WORK/gc.bench"; tail -n 1 "$WORK/nogc.bench"

@@ -20,7 +20,7 @@ where
     S::Error: std::fmt::Debug,
 {
     let ks = KeyspaceSpec::new("bench", ValueKind::Siblings);
-    let mut write = |i: usize, n: usize| {
+    let write = |i: usize, n: usize| {
         let key = format!("user:{:08}", i % keys);
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&(n as u64).to_le_bytes());

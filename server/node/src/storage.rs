@@ -54,6 +54,12 @@ impl Storage {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
+        // The small column families (streams, hints, reaper, meta) rarely fill a memtable,
+        // and a WAL file lives until every column family with data in it has flushed: without
+        // a cap, their trickle of writes keeps gigabytes of the data family's WAL on disk
+        // (a delete-heavy workload's disk grew by the WAL alone, `bench-sessions-disk.sh`).
+        // Past the cap RocksDB flushes whichever family holds the oldest WAL back.
+        db_opts.set_max_total_wal_size((cfg.write_buffer_mb.max(1) as u64) << 22);
 
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),

@@ -126,7 +126,9 @@ impl Target for MeridianTarget {
     /// With the context of the client's last write or read of the key, which it forgets.
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let ctx = self.shard(key).lock().ok().and_then(|mut m| m.remove(key));
-        self.client.delete(&self.keyspace, key, ctx.as_ref()).await?;
+        self.client
+            .delete(&self.keyspace, key, ctx.as_ref())
+            .await?;
         Ok(())
     }
 }

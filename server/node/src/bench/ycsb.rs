@@ -37,7 +37,9 @@ impl Workload {
                 read_fraction: 0.0,
                 sessions: true,
             }),
-            other => Err(format!("unknown workload {other:?}; expected a, b, c or sessions")),
+            other => Err(format!(
+                "unknown workload {other:?}; expected a, b, c or sessions"
+            )),
         }
     }
 }
