@@ -30,6 +30,12 @@ use config::Config;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Server(_) | Command::Dev(_) | Command::EchoServer(_)
+    ) {
+        end_quietly_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,6 +54,23 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Rust ignores SIGPIPE, so `meridian admin status | head` panicked in `println!` once
+/// `head` had read enough. The command-line tools take the default action back and end
+/// quietly, as other Unix tools do. Servers keep ignoring it: a peer closing a socket is an
+/// error to handle there, not a reason to die.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_closed_pipe() {}
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

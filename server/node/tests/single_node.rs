@@ -564,3 +564,31 @@ async fn a_request_ends_at_its_deadline_when_the_node_stops_answering() {
     );
     drop(silent);
 }
+
+/// `meridian admin status | head -1` once panicked in `println!` when `head` closed the
+/// pipe. The reader here is gone before the command writes (it first connects over gRPC), so
+/// the command's first write meets a closed pipe: it must end quietly, by SIGPIPE as Unix
+/// tools do, not with a panic.
+#[cfg(unix)]
+#[test]
+fn a_command_whose_output_pipe_closes_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["admin", "status", "--endpoint", &node.grpc])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "expected an end by SIGPIPE, got {:?}; stderr: {stderr}",
+        out.status
+    );
+}
