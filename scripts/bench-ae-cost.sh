@@ -17,7 +17,6 @@ ROUNDS="${5:-2}"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 cargo build --release -p meridian
-field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 RUN=0
 run_cluster() { # label, exchanges/s: starts three nodes, runs YCSB A, stops them
@@ -34,9 +33,7 @@ run_cluster() { # label, exchanges/s: starts three nodes, runs YCSB A, stops the
     [ -z "$seeds" ] && seeds=$(field "$dir/n$i.out" gossip)
   done
   local ep; ep=$(field "$dir/n1.out" grpc)
-  for _ in $(seq 300); do
-    [ "$("$BIN" admin members --endpoint "$ep" | grep -c ' up ' || true)" -ge 3 ] && break; sleep 0.2
-  done
+  wait_members "$ep" 3
   "$BIN" keyspace create --endpoint "$ep" bench --kind siblings --replication dc1=3 >/dev/null
   sleep 2 # the keyspace definition reaches the other nodes by gossip
   "$BIN" bench --target meridian --endpoint "$ep" --label "$1" --records "$RECORDS" \

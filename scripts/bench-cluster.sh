@@ -15,7 +15,6 @@ CONC="${3:-64}"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 cargo build --release -p meridian
-field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 # One node on its own.
 "$BIN" server --data-dir "$WORK/single" --grpc-addr 127.0.1.1:0 --http-addr 127.0.1.1:0 \
@@ -34,10 +33,7 @@ for i in 1 2 3; do
   [ -z "$SEEDS" ] && SEEDS=$(field "$WORK/n$i.out" gossip)
 done
 CLUSTER=$(field "$WORK/n1.out" grpc)
-for _ in $(seq 300); do
-  UP=$("$BIN" admin members --endpoint "$CLUSTER" | grep -c ' up ' || true)
-  [ "$UP" -ge 3 ] && break; sleep 0.2
-done
+wait_members "$CLUSTER" 3
 
 "$BIN" keyspace create --endpoint "$SINGLE" bench --kind siblings >/dev/null
 "$BIN" keyspace create --endpoint "$CLUSTER" bench --kind siblings --replication dc1=3 >/dev/null

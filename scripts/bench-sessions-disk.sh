@@ -20,7 +20,6 @@ CONC=16
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 cargo build --release -p meridian
-field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 start_cluster() { # name, net, extra flags...
   local name=$1 net=$2 seeds=""; shift 2
@@ -34,9 +33,7 @@ start_cluster() { # name, net, extra flags...
     [ -z "$seeds" ] && seeds=$(field "$WORK/$name/n$i.out" gossip)
   done
   local ep; ep=$(field "$WORK/$name/n1.out" grpc)
-  for _ in $(seq 300); do
-    [ "$("$BIN" admin members --endpoint "$ep" | grep -c ' up ' || true)" -ge 2 ] && break; sleep 0.2
-  done
+  wait_members "$ep" 2
   "$BIN" keyspace create --endpoint "$ep" sessions --kind siblings --replication dc1=1,dc2=1 >/dev/null
 }
 bytes() { du -sb "$WORK/$1/n1" "$WORK/$1/n2" | awk '{s+=$1} END {printf "%d", s}'; }

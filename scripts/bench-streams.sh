@@ -14,7 +14,6 @@ CONC="${4:-32}"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 cargo build --release -p meridian
-field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 SEEDS=""
 for i in 1 2; do
@@ -28,10 +27,7 @@ done
 DC1=$(field "$WORK/n1.out" grpc)
 DC2=$(field "$WORK/n2.out" grpc)
 HTTP1=$(field "$WORK/n1.out" http)
-for _ in $(seq 300); do
-  UP=$("$BIN" admin members --endpoint "$DC1" | grep -c ' up ' || true)
-  [ "$UP" -ge 2 ] && break; sleep 0.2
-done
+wait_members "$DC1" 2
 "$BIN" keyspace create --endpoint "$DC1" bench --kind siblings --replication dc1=1,dc2=1 >/dev/null
 sleep 2 # the keyspace definition reaches dc2 by gossip
 

@@ -22,7 +22,6 @@ ROUNDS="${6:-2}"
 . scripts/lib.sh
 cargo build --release -p meridian --example wan_proxy
 PROXY="$CARGO_TARGET_DIR/release/examples/wan_proxy"
-field() { grep -o "$2=[^ ]*" "$1" | cut -d= -f2; }
 
 mkfifo "$WORK/proxy.in"
 "$PROXY" 127.0.5.101 127.0.5.102 127.0.5.103 127.0.5.104 <"$WORK/proxy.in" >"$WORK/proxy.out" & PIDS+=($!)
@@ -49,10 +48,7 @@ for i in 1 2 3 4; do
   proxy_cmd target "$i" "${GRPC#http://}"
 done
 DC1=$(field "$WORK/n1.out" grpc)
-for _ in $(seq 300); do
-  UP=$("$BIN" admin members --endpoint "$DC1" | grep -c ' up ' || true)
-  [ "$UP" -ge 4 ] && break; sleep 0.2
-done
+wait_members "$DC1" 4
 "$BIN" keyspace create --endpoint "$DC1" bench --kind siblings --replication dc1=2,dc2=2 >/dev/null
 sleep 2 # the keyspace definition reaches the other nodes by gossip
 
