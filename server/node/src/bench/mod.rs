@@ -328,17 +328,17 @@ async fn run_workload(
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
             let mut ops = 0u64;
             let mut created = 0u64;
-            let mut due = interval.map(|i| start + i.mul_f64(c as f64 / concurrency as f64));
+            // (when the next operation is due, the client's interval)
+            let mut pace = interval.map(|i| (start + i.mul_f64(c as f64 / concurrency as f64), i));
             while !stop.load(Ordering::Relaxed) {
-                let key = key_name(zipf.next(&mut rng));
-                let t = match (due.as_mut(), interval) {
-                    (Some(due), Some(i)) => {
+                let t = match pace.as_mut() {
+                    Some((due, i)) => {
                         tokio::time::sleep_until((*due).into()).await;
                         let t = *due;
-                        *due += i;
+                        *due += *i;
                         t
                     }
-                    _ => Instant::now(),
+                    None => Instant::now(),
                 };
                 let r = if w.sessions {
                     let key = format!("session:{c}:{created}");
@@ -351,10 +351,12 @@ async fn run_workload(
                         _ => r,
                     }
                 } else if rng.random::<f64>() < w.read_fraction {
+                    let key = key_name(zipf.next(&mut rng));
                     target.read(&key).await.map(|n| {
                         max_sib.fetch_max(n, Ordering::Relaxed);
                     })
                 } else {
+                    let key = key_name(zipf.next(&mut rng));
                     target.write(&key, value.clone()).await
                 };
                 match r {
