@@ -2,7 +2,7 @@
 
 use crate::context::Context;
 use crate::error::{Error, ErrorCode, Result};
-use crate::options::{Consistency, ReadOptions, ValueKind, WriteOptions};
+use crate::options::{Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions};
 use crate::resolver::Resolver;
 use crate::routing::RoutingTable;
 use crate::stream::MuxStream;
@@ -74,6 +74,7 @@ pub struct ClientBuilder {
     routing: bool,
     topology_refresh: Duration,
     dc_failover: bool,
+    resolver_timeout: Duration,
 }
 
 impl ClientBuilder {
@@ -89,6 +90,7 @@ impl ClientBuilder {
             routing: true,
             topology_refresh: Duration::from_secs(5),
             dc_failover: false,
+            resolver_timeout: Duration::from_secs(1),
         }
     }
 
@@ -154,6 +156,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a resolver may run (default 1 s). Past it the caller gets
+    /// [`ErrorCode::ResolverTimeout`], nothing is written and the siblings stay.
+    pub fn resolver_timeout(mut self, t: Duration) -> Self {
+        self.resolver_timeout = t;
+        self
+    }
+
     /// Opens the first stream, so a wrong address fails here rather than on first use.
     pub async fn connect(self) -> Result<Client> {
         if self.endpoints.is_empty() {
@@ -172,6 +181,8 @@ impl ClientBuilder {
                 table: RwLock::new(None),
                 local_dc: RwLock::new(self.local_dc.clone()),
                 refreshing: std::sync::atomic::AtomicBool::new(false),
+                resolvers: RwLock::new(HashMap::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
                 options: self,
             }),
         };
@@ -247,6 +258,9 @@ fn spawn_refresher(inner: Weak<Inner>) {
             let Some(inner) = inner.upgrade() else {
                 return;
             };
+            if inner.closed.load(Ordering::Acquire) {
+                return;
+            }
             Client { inner }.refresh_topology().await;
         }
     });
@@ -264,6 +278,9 @@ struct Inner {
     /// The endpoint requests go to; moves on when it becomes unreachable.
     active: AtomicUsize,
     next_stream: AtomicUsize,
+    /// Resolvers registered per keyspace, used when a call names none.
+    resolvers: RwLock<HashMap<String, Arc<dyn Resolver>>>,
+    closed: std::sync::atomic::AtomicBool,
     options: ClientBuilder,
 }
 
@@ -395,31 +412,46 @@ impl Client {
     }
 
     /// Reads a key and, if it has siblings, resolves them and writes the result back with
-    /// the read's context, so the siblings are gone for every later reader.
+    /// the read's context, so the siblings are gone for every later reader. `resolver`
+    /// `None`: the one registered for the keyspace ([`Client::set_resolver`]).
     pub async fn get_resolved(
         &self,
         keyspace: &str,
         key: impl AsRef<[u8]>,
-        resolver: &dyn Resolver,
+        resolver: Option<&dyn Resolver>,
+    ) -> Result<Option<Bytes>> {
+        let opts = (ReadOptions::default(), WriteOptions::default());
+        self.get_resolved_with(keyspace, key, resolver, &opts.0, &opts.1)
+            .await
+    }
+
+    pub async fn get_resolved_with(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        resolver: Option<&dyn Resolver>,
+        read: &ReadOptions,
+        write: &WriteOptions,
     ) -> Result<Option<Bytes>> {
         let key = key.as_ref();
-        let read = self.get(keyspace, key).await?;
-        match read.values.len() {
+        let found = self.get_with(keyspace, key, read).await?;
+        match found.values.len() {
             0 => Ok(None),
-            1 => Ok(read.values.into_iter().next()),
+            1 => Ok(found.values.into_iter().next()),
             _ => {
-                let merged = resolver.resolve(key, read.values).await?;
-                self.put(keyspace, key, merged.clone(), Some(&read.context))
+                let merged = self.resolve(keyspace, key, found.values, resolver).await?;
+                self.put_with(keyspace, key, merged.clone(), Some(&found.context), write)
                     .await?;
                 Ok(Some(merged))
             }
         }
     }
 
-    /// Read-modify-write: reads the key (resolving siblings with `resolver` if there are
-    /// several), applies `f` to the current value, and writes the result with the read's
-    /// context. `f` returning `None` deletes the key. Returns what the write returned: check
-    /// [`WriteResult::siblings`] when concurrent writes may race the update.
+    /// Read-modify-write: reads the key (resolving siblings with `resolver`, or the one
+    /// registered for the keyspace, if there are several), applies `f` to the current value,
+    /// and writes the result with the read's context. `f` returning `None` deletes the key.
+    /// Returns what the write returned: check [`WriteResult::siblings`] when concurrent
+    /// writes may race the update.
     pub async fn update<F>(
         &self,
         keyspace: &str,
@@ -430,25 +462,119 @@ impl Client {
     where
         F: FnOnce(Option<Bytes>) -> Option<Bytes>,
     {
+        let opts = (ReadOptions::default(), WriteOptions::default());
+        self.update_with(keyspace, key, resolver, &opts.0, &opts.1, |v| {
+            std::future::ready(Ok(f(v)))
+        })
+        .await
+    }
+
+    /// [`Client::update`] with options, and an `f` that may await or fail: an error from `f`
+    /// reaches the caller and nothing is written.
+    pub async fn update_with<F, Fut>(
+        &self,
+        keyspace: &str,
+        key: impl AsRef<[u8]>,
+        resolver: Option<&dyn Resolver>,
+        read: &ReadOptions,
+        write: &WriteOptions,
+        f: F,
+    ) -> Result<WriteResult>
+    where
+        F: FnOnce(Option<Bytes>) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Bytes>>>,
+    {
         let key = key.as_ref();
-        let read = self.get(keyspace, key).await?;
-        let current = match read.values.len() {
+        let found = self.get_with(keyspace, key, read).await?;
+        let current = match found.values.len() {
             0 => None,
-            1 => read.values.into_iter().next(),
-            n => match resolver {
-                Some(r) => Some(r.resolve(key, read.values).await?),
-                None => {
-                    return Err(Error::new(
-                        ErrorCode::UnresolvedSiblings,
-                        format!("key has {n} siblings and no resolver was given"),
-                    ));
-                }
-            },
+            1 => found.values.into_iter().next(),
+            _ => Some(self.resolve(keyspace, key, found.values, resolver).await?),
         };
-        match f(current) {
-            Some(next) => self.put(keyspace, key, next, Some(&read.context)).await,
-            None => self.delete(keyspace, key, Some(&read.context)).await,
+        match f(current).await? {
+            Some(next) => {
+                self.put_with(keyspace, key, next, Some(&found.context), write)
+                    .await
+            }
+            None => {
+                self.delete_with(keyspace, key, Some(&found.context), write)
+                    .await
+            }
         }
+    }
+
+    /// Registers the resolver that [`Client::get_resolved`] and [`Client::update`] use for
+    /// `keyspace` when a call names none. Clones of this client share the registry.
+    pub fn set_resolver(&self, keyspace: &str, resolver: Arc<dyn Resolver>) {
+        self.inner
+            .resolvers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(keyspace.to_string(), resolver);
+    }
+
+    pub fn clear_resolver(&self, keyspace: &str) {
+        self.inner
+            .resolvers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(keyspace);
+    }
+
+    /// Turns siblings into one value with the given or the registered resolver, within the
+    /// client's resolver timeout.
+    async fn resolve(
+        &self,
+        keyspace: &str,
+        key: &[u8],
+        siblings: Vec<Bytes>,
+        given: Option<&dyn Resolver>,
+    ) -> Result<Bytes> {
+        let timeout = self.inner.options.resolver_timeout;
+        if let Some(r) = given {
+            return crate::resolver::run(r, key, siblings, timeout).await;
+        }
+        let registered = self
+            .inner
+            .resolvers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(keyspace)
+            .cloned();
+        match registered {
+            Some(r) => crate::resolver::run(r.as_ref(), key, siblings, timeout).await,
+            None => Err(Error::new(
+                ErrorCode::UnresolvedSiblings,
+                format!(
+                    "key has {} siblings and no resolver was given or registered for keyspace \
+                     {keyspace}",
+                    siblings.len()
+                ),
+            )),
+        }
+    }
+
+    /// Ends every stream; later calls fail with CANCELLED. Idempotent. Dropping every clone
+    /// of the client does the same.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let routed: Vec<Arc<Node>> = self
+            .inner
+            .routed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, n)| n)
+            .collect();
+        for node in self.inner.nodes.iter().chain(routed.iter()) {
+            for slot in &node.streams {
+                slot.lock().await.take();
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// Creates a keyspace (idempotent for an identical definition).
@@ -458,14 +584,33 @@ impl Client {
         kind: ValueKind,
         replication: BTreeMap<String, u32>,
     ) -> Result<KeyspaceInfo> {
+        let opts = KeyspaceOptions {
+            kind: Some(kind),
+            replication,
+            ..Default::default()
+        };
+        self.create_keyspace_with(name, &opts).await
+    }
+
+    /// Creates a keyspace with limits and default levels (idempotent for an identical
+    /// definition; ALREADY_EXISTS for a different one).
+    pub async fn create_keyspace_with(
+        &self,
+        name: &str,
+        opts: &KeyspaceOptions,
+    ) -> Result<KeyspaceInfo> {
         let spec = pb::KeyspaceSpec {
             name: name.to_string(),
-            kind: match kind {
+            kind: match opts.kind.unwrap_or(ValueKind::Siblings) {
                 ValueKind::Siblings => pb::ValueKind::Siblings,
                 ValueKind::Lww => pb::ValueKind::Lww,
             } as i32,
-            replication: replication.into_iter().collect(),
-            ..Default::default()
+            replication: opts.replication.clone().into_iter().collect(),
+            read_consistency: consistency(opts.read_consistency),
+            write_consistency: consistency(opts.write_consistency),
+            max_value_bytes: opts.max_value_bytes.unwrap_or(0),
+            max_siblings: opts.max_siblings.unwrap_or(0),
+            sync_writes: None,
         };
         self.create_keyspace_spec(spec).await
     }
@@ -473,7 +618,7 @@ impl Client {
     /// Creates a keyspace from a full protocol spec (limits, default consistency, ...).
     pub async fn create_keyspace_spec(&self, spec: pb::KeyspaceSpec) -> Result<KeyspaceInfo> {
         let ks = self
-            .admin()
+            .admin()?
             .create_keyspace(pb::CreateKeyspaceRequest { spec: Some(spec) })
             .await?
             .into_inner();
@@ -482,7 +627,7 @@ impl Client {
 
     pub async fn list_keyspaces(&self) -> Result<Vec<KeyspaceInfo>> {
         let list = self
-            .admin()
+            .admin()?
             .list_keyspaces(pb::ListKeyspacesRequest {})
             .await?
             .into_inner();
@@ -491,7 +636,7 @@ impl Client {
 
     pub async fn node_info(&self) -> Result<pb::NodeInfoResponse> {
         Ok(self
-            .admin()
+            .admin()?
             .node_info(pb::NodeInfoRequest {})
             .await?
             .into_inner())
@@ -598,9 +743,12 @@ impl Client {
         Ok(node)
     }
 
-    fn admin(&self) -> AdminClient<Channel> {
+    fn admin(&self) -> Result<AdminClient<Channel>> {
+        if self.is_closed() {
+            return Err(Error::new(ErrorCode::Cancelled, "the client is closed"));
+        }
         let i = self.inner.active.load(Ordering::Relaxed) % self.inner.nodes.len();
-        AdminClient::new(self.inner.nodes[i].channel.clone())
+        Ok(AdminClient::new(self.inner.nodes[i].channel.clone()))
     }
 
     /// Runs a put or delete and returns the context it produced, with surviving siblings.
@@ -625,6 +773,9 @@ impl Client {
         op: pb::operation::Op,
         timeout: Option<Duration>,
     ) -> Result<pb::OperationResult> {
+        if self.is_closed() {
+            return Err(Error::new(ErrorCode::Cancelled, "the client is closed"));
+        }
         let timeout = timeout.unwrap_or(self.inner.options.timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         let local_only = !self.inner.options.dc_failover && may_be_local(&op);

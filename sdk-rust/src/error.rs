@@ -1,7 +1,7 @@
 //! Errors with a stable code, so bindings can map them to exception classes (Python) and
 //! `error.code` strings (JavaScript) without parsing messages.
 
-use thiserror::Error;
+use std::sync::Arc;
 
 /// Stable error codes. New codes may be added; match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +22,12 @@ pub enum ErrorCode {
     ResourceExhausted,
     /// Siblings were found and no resolver was given.
     UnresolvedSiblings,
+    /// The application's resolver failed; [`Error::source`](std::error::Error::source) holds
+    /// what it raised, which bindings re-raise unchanged. Nothing was written.
+    ResolverFailed,
+    /// The application's resolver ran past its timeout. Nothing was written: the siblings
+    /// remain for the next reader.
+    ResolverTimeout,
     Cancelled,
     Internal,
     Unknown,
@@ -39,6 +45,8 @@ impl ErrorCode {
             ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
             ErrorCode::ResourceExhausted => "RESOURCE_EXHAUSTED",
             ErrorCode::UnresolvedSiblings => "UNRESOLVED_SIBLINGS",
+            ErrorCode::ResolverFailed => "RESOLVER_FAILED",
+            ErrorCode::ResolverTimeout => "RESOLVER_TIMEOUT",
             ErrorCode::Cancelled => "CANCELLED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unknown => "UNKNOWN",
@@ -73,11 +81,32 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-#[derive(Debug, Clone, Error)]
-#[error("{code}: {message}")]
+/// What the application's own code raised, kept whole so a binding can hand it back.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, Clone)]
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
+    /// What the application's code raised (a resolver's error), kept for
+    /// [`std::error::Error::source`] and for bindings to re-raise.
+    pub cause: Option<Cause>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    /// The application's own error itself (not the `Arc` around it), so callers can
+    /// downcast it to their type.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
@@ -85,6 +114,16 @@ impl Error {
         Self {
             code,
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A resolver's own failure, carried unchanged.
+    pub fn resolver_failed(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            code: ErrorCode::ResolverFailed,
+            message: format!("the resolver failed: {cause}"),
+            cause: Some(Arc::new(cause)),
         }
     }
 

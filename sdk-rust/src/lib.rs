@@ -17,6 +17,7 @@
 mod client;
 mod context;
 mod error;
+mod keyspace;
 mod options;
 mod resolver;
 mod stream;
@@ -25,8 +26,9 @@ mod routing;
 
 pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo, WriteResult};
 pub use context::Context;
-pub use error::{Error, ErrorCode, Result};
-pub use options::{Consistency, ReadOptions, ValueKind, WriteOptions};
+pub use error::{Cause, Error, ErrorCode, Result};
+pub use keyspace::Keyspace;
+pub use options::{Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions};
 pub use resolver::{FnResolver, Resolver};
 
 /// The generated protocol, for callers who need what the client does not wrap.

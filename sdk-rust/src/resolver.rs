@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::time::{Duration, Instant};
 
 /// Turns a key's siblings into one value.
 ///
@@ -23,5 +24,34 @@ where
 {
     async fn resolve(&self, key: &[u8], siblings: Vec<Bytes>) -> crate::Result<Bytes> {
         (self.0)(key, siblings)
+    }
+}
+
+/// Runs a resolver within `timeout`.
+///
+/// A resolver that awaits is cut off at the timeout. One that blocks its thread (a plain
+/// Python or JavaScript function) cannot be interrupted, so its answer is checked against the
+/// clock when it returns and dropped if late: in both cases nothing is written and the
+/// siblings stay, which is what a caller retrying later needs.
+pub(crate) async fn run(
+    resolver: &dyn Resolver,
+    key: &[u8],
+    siblings: Vec<Bytes>,
+    timeout: Duration,
+) -> crate::Result<Bytes> {
+    let started = Instant::now();
+    let late = || {
+        crate::Error::new(
+            crate::ErrorCode::ResolverTimeout,
+            format!(
+                "the resolver ran past its timeout of {timeout:?}; nothing was written and the \
+                 siblings remain"
+            ),
+        )
+    };
+    match tokio::time::timeout(timeout, resolver.resolve(key, siblings)).await {
+        Err(_) => Err(late()),
+        Ok(_) if started.elapsed() > timeout => Err(late()),
+        Ok(resolved) => resolved,
     }
 }

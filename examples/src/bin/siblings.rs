@@ -52,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
         println!("  {}", String::from_utf8_lossy(v));
     }
 
-    let merged = client.get_resolved("default", &key, &CartUnion).await?;
+    let merged = client
+        .get_resolved("default", &key, Some(&CartUnion))
+        .await?;
     let after = client.get("default", &key).await?;
     println!(
         "resolved: {} ({} value(s) stored now)",

@@ -43,7 +43,10 @@ async fn two_blind_puts_are_siblings_and_a_put_with_context_resolves_them() {
         parts.sort();
         Ok(bytes::Bytes::from(parts.join("+")))
     });
-    let merged = c.get_resolved("default", "k", &resolver).await.unwrap();
+    let merged = c
+        .get_resolved("default", "k", Some(&resolver))
+        .await
+        .unwrap();
     assert_eq!(merged.as_deref(), Some(&b"c+d"[..]));
     assert_eq!(
         sorted(&c.get("default", "k").await.unwrap().values),
