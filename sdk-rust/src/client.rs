@@ -80,7 +80,17 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     fn new(endpoints: Vec<String>) -> Self {
         Self {
-            endpoints,
+            // "127.0.0.1:7070" as the node prints it is as good as "http://127.0.0.1:7070".
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| {
+                    if e.contains("://") {
+                        e
+                    } else {
+                        format!("http://{e}")
+                    }
+                })
+                .collect(),
             streams_per_endpoint: 4,
             max_in_flight_per_stream: 1024,
             timeout: Duration::from_secs(5),

@@ -1,0 +1,59 @@
+"""Python client for Meridian, a geo-replicated key-value store.
+
+A thin binding over the Rust SDK: routing, retries, deadlines and conflict resolution
+happen there, identically for every language.
+
+    import meridian
+
+    with meridian.Client("http://127.0.0.1:7070") as client:
+        client.put("demo", "greeting", b"hello")
+        print(client.get("demo", "greeting").value)
+"""
+
+from meridian._meridian import (
+    AlreadyExists,
+    AsyncClient,
+    AsyncKeyspace,
+    Cancelled,
+    Client,
+    Context,
+    GetResult,
+    InternalError,
+    InvalidArgument,
+    Keyspace,
+    KeyspaceInfo,
+    MeridianError,
+    NotFound,
+    ResolverTimeout,
+    ResourceExhausted,
+    SiblingLimit,
+    Timeout,
+    Unavailable,
+    UnresolvedSiblings,
+    WriteResult,
+    __version__,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "AsyncClient",
+    "AsyncKeyspace",
+    "Cancelled",
+    "Client",
+    "Context",
+    "GetResult",
+    "InternalError",
+    "InvalidArgument",
+    "Keyspace",
+    "KeyspaceInfo",
+    "MeridianError",
+    "NotFound",
+    "ResolverTimeout",
+    "ResourceExhausted",
+    "SiblingLimit",
+    "Timeout",
+    "Unavailable",
+    "UnresolvedSiblings",
+    "WriteResult",
+    "__version__",
+]
