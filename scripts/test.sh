@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test from a fresh clone: installs what is missing, builds one profile
-# (dev, with optimised dependencies), runs fmt, clippy, the Rust tests, then a few-second smoke
-# run of a real node with the example program and the load generator against it.
+# (dev, with optimised dependencies), runs fmt, clippy, the Rust tests, the Python SDK's stub
+# check and tests, then a smoke run of a real node with the example program and the load
+# generator against it, and the examples against a `meridian dev` cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,17 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+
+echo "== Python SDK: build into a venv, check the stubs, pytest against real nodes"
+# The venv lives beside the build cache, so a second run reuses it; maturin builds the
+# extension in the same dev profile and cache as the tests above.
+PY_VENV="${MERIDIAN_PY_VENV:-$CARGO_TARGET_DIR/py-venv}"
+[ -x "$PY_VENV/bin/python" ] || python3 -m venv "$PY_VENV"
+"$PY_VENV/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" pytest mypy typing_extensions
+(cd sdk-python && VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" maturin develop -q)
+"$PY_VENV/bin/python" -m mypy.stubtest meridian
+"$PY_VENV/bin/python" -m mypy --strict examples/python
+MERIDIAN_BIN="$CARGO_TARGET_DIR/debug/meridian" "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider sdk-python/tests
 
 echo "== smoke run: a real node, the example, and the load generator"
 cargo build --workspace --bins
@@ -65,6 +77,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$(curl -s http://127.0.0.23:17080/v1/data/demo/greeting)" = "hello" ] || { echo "dev cluster did not replicate"; exit 1; }
+echo "== examples against the dev cluster: shopping cart and session store, in each language"
+export MERIDIAN_DC1=http://127.0.0.11:17070 MERIDIAN_DC2=http://127.0.0.21:17070
+for example in cart sessions; do
+  "$CARGO_TARGET_DIR/debug/$example"
+  "$PY_VENV/bin/python" "examples/python/$example.py"
+done
 # SIGTERM, as a supervisor stops it: the nodes must stop with it, not linger holding ports.
 kill "$DEV_PID"; wait "$DEV_PID"; DEV_PID=""
 grep -q "^stopped" "$SMOKE_DIR/dev.out" || { echo "dev cluster did not stop cleanly"; exit 1; }

@@ -1,0 +1,373 @@
+"""Type stubs of the native module; checked against it by mypy.stubtest in the test command."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Optional, Union, final
+
+from typing_extensions import Self
+
+__all__ = [
+    "__version__",
+    "Client",
+    "Keyspace",
+    "AsyncClient",
+    "AsyncKeyspace",
+    "GetResult",
+    "WriteResult",
+    "Context",
+    "KeyspaceInfo",
+    "MeridianError",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "SiblingLimit",
+    "Unavailable",
+    "Timeout",
+    "ResolverTimeout",
+    "ResourceExhausted",
+    "UnresolvedSiblings",
+    "Cancelled",
+    "InternalError",
+]
+
+__version__: str
+
+_Bytes = Union[bytes, str]
+"""Keys and values: bytes, or str taken as UTF-8."""
+
+_Resolver = Callable[[list[bytes]], _Bytes]
+"""Merges a key's siblings (two or more) into one value."""
+
+_AsyncResolver = Callable[[list[bytes]], Union[_Bytes, Awaitable[_Bytes]]]
+_UpdateFn = Callable[[Optional[bytes]], Optional[_Bytes]]
+_AsyncUpdateFn = Callable[[Optional[bytes]], Union[Optional[_Bytes], Awaitable[Optional[_Bytes]]]]
+
+class MeridianError(Exception):
+    """Every error Meridian raises; `.code` is the stable code string (e.g. "UNAVAILABLE")."""
+
+    code: str
+
+class InvalidArgument(MeridianError): ...
+class NotFound(MeridianError): ...
+class AlreadyExists(MeridianError): ...
+class SiblingLimit(MeridianError): ...
+class Unavailable(MeridianError): ...
+class Timeout(MeridianError): ...
+class ResolverTimeout(Timeout): ...
+class ResourceExhausted(MeridianError): ...
+class UnresolvedSiblings(MeridianError): ...
+class Cancelled(MeridianError): ...
+class InternalError(MeridianError): ...
+
+@final
+class Context:
+    """What a read saw, to pass back on the next write of the key. Opaque."""
+
+    @staticmethod
+    def from_base64(s: str) -> Context: ...
+    def to_base64(self) -> str: ...
+    def __bytes__(self) -> bytes: ...
+    def __bool__(self) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class GetResult:
+    """Every live sibling of a key and the context to write back with."""
+
+    @property
+    def siblings(self) -> list[bytes]: ...
+    @property
+    def value(self) -> Optional[bytes]: ...
+    @property
+    def context(self) -> Context: ...
+    @property
+    def found(self) -> bool: ...
+    def __len__(self) -> int: ...
+
+@final
+class WriteResult:
+    """The context after a write, and the siblings that survived it (empty if none)."""
+
+    @property
+    def siblings(self) -> list[bytes]: ...
+    @property
+    def context(self) -> Context: ...
+
+@final
+class KeyspaceInfo:
+    """A keyspace as the server describes it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def replication(self) -> dict[str, int]: ...
+    @property
+    def max_value_bytes(self) -> int: ...
+    @property
+    def max_siblings(self) -> int: ...
+
+_ContextArg = Optional[Union[Context, bytes]]
+
+@final
+class Keyspace:
+    """A keyspace handle of a Client: its calls without the keyspace name."""
+
+    @property
+    def name(self) -> str: ...
+    def get(self, key: _Bytes, *, consistency: Optional[str] = None, timeout: Optional[float] = None) -> GetResult: ...
+    def put(
+        self,
+        key: _Bytes,
+        value: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> WriteResult: ...
+    def delete(
+        self,
+        key: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> WriteResult: ...
+    def get_resolved(
+        self,
+        key: _Bytes,
+        resolver: Optional[_Resolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Optional[bytes]: ...
+    def update(
+        self,
+        key: _Bytes,
+        fn_: _UpdateFn,
+        resolver: Optional[_Resolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> WriteResult: ...
+
+@final
+class Client:
+    """A blocking client, safe to share between threads."""
+
+    def __new__(
+        cls,
+        endpoints: Union[str, Sequence[str]],
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 3.0,
+        retries: int = 2,
+        local_dc: Optional[str] = None,
+        failover_to_other_dcs: bool = False,
+        routing: bool = True,
+        resolver_timeout: float = 1.0,
+    ) -> Client: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def get(
+        self, keyspace: str, key: _Bytes, *, consistency: Optional[str] = None, timeout: Optional[float] = None
+    ) -> GetResult: ...
+    def put(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        value: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> WriteResult: ...
+    def delete(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> WriteResult: ...
+    def get_resolved(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        resolver: Optional[_Resolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Optional[bytes]: ...
+    def update(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        fn_: _UpdateFn,
+        resolver: Optional[_Resolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> WriteResult: ...
+    def keyspace(
+        self,
+        name: str,
+        *,
+        resolver: Optional[_Resolver] = None,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Keyspace: ...
+    def set_resolver(self, keyspace: str, resolver: Optional[_Resolver]) -> None: ...
+    def create_keyspace(
+        self,
+        name: str,
+        *,
+        kind: str = "siblings",
+        replication: Optional[dict[str, int]] = None,
+        read_consistency: Optional[str] = None,
+        write_consistency: Optional[str] = None,
+        max_value_bytes: Optional[int] = None,
+        max_siblings: Optional[int] = None,
+    ) -> KeyspaceInfo: ...
+    def list_keyspaces(self) -> list[KeyspaceInfo]: ...
+
+@final
+class AsyncKeyspace:
+    """A keyspace handle of an AsyncClient."""
+
+    @property
+    def name(self) -> str: ...
+    def get(
+        self, key: _Bytes, *, consistency: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Awaitable[GetResult]: ...
+    def put(
+        self,
+        key: _Bytes,
+        value: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[WriteResult]: ...
+    def delete(
+        self,
+        key: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[WriteResult]: ...
+    def get_resolved(
+        self,
+        key: _Bytes,
+        resolver: Optional[_AsyncResolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[Optional[bytes]]: ...
+    def update(
+        self,
+        key: _Bytes,
+        fn_: _AsyncUpdateFn,
+        resolver: Optional[_AsyncResolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[WriteResult]: ...
+
+@final
+class AsyncClient:
+    """An asyncio client; create with `await AsyncClient.connect(...)`."""
+
+    @staticmethod
+    def connect(
+        endpoints: Union[str, Sequence[str]],
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 3.0,
+        retries: int = 2,
+        local_dc: Optional[str] = None,
+        failover_to_other_dcs: bool = False,
+        routing: bool = True,
+        resolver_timeout: float = 1.0,
+    ) -> Awaitable[AsyncClient]: ...
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(self, *_exc: object) -> Awaitable[bool]: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> Awaitable[None]: ...
+    def get(
+        self, keyspace: str, key: _Bytes, *, consistency: Optional[str] = None, timeout: Optional[float] = None
+    ) -> Awaitable[GetResult]: ...
+    def put(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        value: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[WriteResult]: ...
+    def delete(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[WriteResult]: ...
+    def get_resolved(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        resolver: Optional[_AsyncResolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[Optional[bytes]]: ...
+    def update(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        fn_: _AsyncUpdateFn,
+        resolver: Optional[_AsyncResolver] = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[WriteResult]: ...
+    def keyspace(
+        self,
+        name: str,
+        *,
+        resolver: Optional[_AsyncResolver] = None,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> AsyncKeyspace: ...
+    def set_resolver(self, keyspace: str, resolver: Optional[_AsyncResolver]) -> None: ...
+    def create_keyspace(
+        self,
+        name: str,
+        *,
+        kind: str = "siblings",
+        replication: Optional[dict[str, int]] = None,
+        read_consistency: Optional[str] = None,
+        write_consistency: Optional[str] = None,
+        max_value_bytes: Optional[int] = None,
+        max_siblings: Optional[int] = None,
+    ) -> Awaitable[KeyspaceInfo]: ...
+    def list_keyspaces(self) -> Awaitable[list[KeyspaceInfo]]: ...
