@@ -79,7 +79,8 @@ done
 [ "$(curl -s http://127.0.0.23:17080/v1/data/demo/greeting)" = "hello" ] || { echo "dev cluster did not replicate"; exit 1; }
 echo "== examples against the dev cluster: shopping cart and session store, in each language"
 export MERIDIAN_DC1=http://127.0.0.11:17070 MERIDIAN_DC2=http://127.0.0.21:17070
-for example in cart sessions; do
+python3 scripts/snippets.py
+for example in quickstart cart sessions; do
   "$CARGO_TARGET_DIR/debug/$example"
   "$PY_VENV/bin/python" "examples/python/$example.py"
 done
