@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check and test from a fresh clone: installs what is missing, builds one profile
 # (dev, with optimised dependencies), runs fmt, clippy, the Rust tests, the Python SDK's stub
-# check and tests, then a smoke run of a real node with the example program and the load
-# generator against it, and the examples against a `meridian dev` cluster.
+# check and tests, the Node SDK's build, declaration drift check and tests, then a smoke run
+# of a real node with the example program and the load generator against it, and the
+# examples of every SDK against a `meridian dev` cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/setup.sh
 . scripts/setup.sh
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The SDKs' tests: Python 3.9+ with venv, Node.js 18+ with npm.
+for tool in python3 node npm; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is required (Python 3.9+, Node.js 18+)"; exit 1; }
+done
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
@@ -27,6 +32,19 @@ PY_VENV="${MERIDIAN_PY_VENV:-$CARGO_TARGET_DIR/py-venv}"
 "$PY_VENV/bin/python" -m mypy.stubtest meridian
 "$PY_VENV/bin/python" -m mypy --strict examples/python
 MERIDIAN_BIN="$CARGO_TARGET_DIR/debug/meridian" "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider sdk-python/tests
+
+echo "== Node.js SDK: build, check the generated declarations for drift, node --test"
+(
+  cd sdk-node
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent build
+  # The declarations and the loader are generated and checked in: a change to the binding
+  # that is not committed with them fails here.
+  git diff --exit-code -- index.d.ts index.js || {
+    echo "sdk-node/index.d.ts or index.js differ from what the build generates: commit them"; exit 1; }
+  npm run --silent typecheck
+  MERIDIAN_BIN="$CARGO_TARGET_DIR/debug/meridian" node --test test/*.test.mjs
+)
 
 echo "== smoke run: a real node, the example, and the load generator"
 cargo build --workspace --bins
@@ -83,6 +101,7 @@ python3 scripts/snippets.py
 for example in quickstart cart sessions; do
   "$CARGO_TARGET_DIR/debug/$example"
   "$PY_VENV/bin/python" "examples/python/$example.py"
+  node "examples/node/$example.mjs"
 done
 # SIGTERM, as a supervisor stops it: the nodes must stop with it, not linger holding ports.
 kill "$DEV_PID"; wait "$DEV_PID"; DEV_PID=""

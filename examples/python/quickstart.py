@@ -20,6 +20,9 @@ client.delete("demo", "cart:1", client.get("demo", "cart:1").context)
 # [end readwrite]
 assert not client.get("demo", "cart:1").found
 
+# Start clean, so that the blind writes below make exactly two siblings on every run.
+client.delete("demo", "cart:2")
+
 # [start resolve]
 def union(siblings: list[bytes]) -> bytes:
     return b",".join(sorted(set(b",".join(siblings).split(b","))))

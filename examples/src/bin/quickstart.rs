@@ -32,6 +32,9 @@ async fn main() -> anyhow::Result<()> {
     // [end readwrite]
     assert!(!client.get("demo", "cart:1").await?.is_found());
 
+    // Start clean, so that the blind writes below make exactly two siblings on every run.
+    client.delete("demo", "cart:2", None).await?;
+
     // [start resolve]
     fn union(_key: &[u8], siblings: Vec<Bytes>) -> meridian_sdk::Result<Bytes> {
         let mut items: Vec<&[u8]> = siblings
