@@ -36,7 +36,7 @@ MERIDIAN_BIN="$CARGO_TARGET_DIR/debug/meridian" "$PY_VENV/bin/python" -m pytest 
 echo "== Node.js SDK: build, check the generated declarations for drift, node --test"
 (
   cd sdk-node
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
   npm run --silent build
   # The declarations and the loader are generated and checked in: a change to the binding
   # that is not committed with them fails here.

@@ -398,9 +398,9 @@ client_methods!(Client, Blocking, Keyspace, {
             routing,
             resolver_timeout,
         )?;
-        let inner = py
-            .detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(b.connect()))
-            .map_err(crate::errors::to_py)?;
+        let inner = ops::block_on(py, async move {
+            b.connect().await.map_err(crate::errors::to_py)
+        })?;
         Ok(Client { inner })
     }
 

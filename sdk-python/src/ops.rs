@@ -32,11 +32,29 @@ impl Runner for Blocking {
         F: Future<Output = PyResult<T>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
-        let out = py.detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(fut))?;
+        let out = block_on(py, fut)?;
         out.into_pyobject(py)
             .map(|o| o.into_any().into_bound())
             .map_err(Into::into)
     }
+}
+
+/// Runs `fut` to completion on this thread with the GIL released.
+pub(crate) fn block_on<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = PyResult<T>> + Send,
+    T: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // This thread is already running a call (a resolver or update function calling back
+        // into the blocking client): blocking it again could never finish.
+        return Err(crate::errors::to_py(meridian_sdk::Error::new(
+            meridian_sdk::ErrorCode::InvalidArgument,
+            "a blocking Client call cannot be made from inside a resolver or update function: \
+             use the value passed in, or AsyncClient",
+        )));
+    }
+    py.detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(fut))
 }
 
 /// An awaitable for the running asyncio loop.

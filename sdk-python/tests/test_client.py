@@ -111,6 +111,19 @@ def test_resolver_exception_reaches_the_caller_unchanged_and_nothing_is_written(
     assert len(client.get("default", k).siblings) == 2
 
 
+def test_calling_the_blocking_client_from_a_resolver_is_a_clear_error(client):
+    k = key()
+    client.put("default", k, b"a")
+    client.put("default", k, b"b")
+
+    def nested(siblings):
+        return client.get("default", "other").value or b"x"
+
+    with pytest.raises(meridian.InvalidArgument, match="inside a resolver"):
+        client.get_resolved("default", k, nested)
+    assert len(client.get("default", k).siblings) == 2
+
+
 def test_update_function_exception_writes_nothing(client):
     k = key()
     client.put("default", k, b"a")
