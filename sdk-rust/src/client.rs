@@ -626,13 +626,53 @@ impl Client {
     }
 
     /// Creates a keyspace from a full protocol spec (limits, default consistency, ...).
+    ///
+    /// Returns once every node that is up knows the keyspace, or when the client's timeout
+    /// has passed: definitions spread by gossip, and a request routed to a node that has not
+    /// heard of the keyspace yet would fail with NOT_FOUND.
     pub async fn create_keyspace_spec(&self, spec: pb::KeyspaceSpec) -> Result<KeyspaceInfo> {
         let ks = self
             .admin()?
             .create_keyspace(pb::CreateKeyspaceRequest { spec: Some(spec) })
             .await?
             .into_inner();
-        keyspace_info(ks)
+        let info = keyspace_info(ks)?;
+        self.await_keyspace(&info.name).await;
+        Ok(info)
+    }
+
+    async fn await_keyspace(&self, name: &str) {
+        let table = self
+            .inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(table) = table else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + self.inner.options.timeout;
+        for url in table.up_urls() {
+            let Ok(node) = self.routed_node(&url) else {
+                continue;
+            };
+            loop {
+                let mut admin = AdminClient::new(node.channel.clone());
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let listed = tokio::time::timeout(
+                    remaining,
+                    admin.list_keyspaces(pb::ListKeyspacesRequest {}),
+                )
+                .await;
+                let known = matches!(&listed, Ok(Ok(r)) if r.get_ref().keyspaces.iter().any(
+                    |k| k.spec.as_ref().is_some_and(|s| s.name == name)
+                ));
+                if known || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     pub async fn list_keyspaces(&self) -> Result<Vec<KeyspaceInfo>> {

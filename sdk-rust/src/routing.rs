@@ -56,6 +56,15 @@ impl RoutingTable {
         })
     }
 
+    /// The gRPC URLs of the members that are up.
+    pub fn up_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.up)
+            .map(|m| m.url.clone())
+            .collect()
+    }
+
     pub fn has_url(&self, url: &str) -> bool {
         self.members.iter().any(|m| m.url == url)
     }
