@@ -28,7 +28,7 @@ def pct(samples: list[float], p: float) -> float:
     return samples[int((len(samples) - 1) * p)]
 
 
-def bench_sync(endpoint: str, seconds: float, callers: int, resolves: int) -> tuple[float, float, list[float]]:
+def bench_sync(endpoint: str, seconds: float, callers: int, resolves: int) -> tuple[float, float, list[float], list[float]]:
     client = meridian.Client(endpoint)
 
     def rate(put: bool) -> float:
@@ -63,11 +63,16 @@ def bench_sync(endpoint: str, seconds: float, callers: int, resolves: int) -> tu
         t = time.perf_counter()
         client.get_resolved("default", key, first)
         micros.append((time.perf_counter() - t) * 1e6)
+    gets = []
+    for i in range(resolves):
+        t = time.perf_counter()
+        client.get(KEYSPACE, f"bench-0-{i % 1000}")
+        gets.append((time.perf_counter() - t) * 1e6)
     client.close()
-    return put, get, micros
+    return put, get, micros, gets
 
 
-async def bench_async(endpoint: str, seconds: float, callers: int, resolves: int) -> tuple[float, float, list[float]]:
+async def bench_async(endpoint: str, seconds: float, callers: int, resolves: int) -> tuple[float, float, list[float], list[float]]:
     client = await meridian.AsyncClient.connect(endpoint)
 
     async def rate(put: bool) -> float:
@@ -99,19 +104,24 @@ async def bench_async(endpoint: str, seconds: float, callers: int, resolves: int
         t = time.perf_counter()
         await client.get_resolved("default", key, first)
         micros.append((time.perf_counter() - t) * 1e6)
+    gets = []
+    for i in range(resolves):
+        t = time.perf_counter()
+        await client.get(KEYSPACE, f"bench-0-{i % 1000}")
+        gets.append((time.perf_counter() - t) * 1e6)
     await client.close()
-    return put, get, micros
+    return put, get, micros, gets
 
 
 def main() -> None:
     mode, endpoint = sys.argv[1], sys.argv[2]
     seconds, callers, resolves = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     if mode == "sync":
-        put, get, micros = bench_sync(endpoint, seconds, callers, resolves)
+        put, get, micros, gets = bench_sync(endpoint, seconds, callers, resolves)
     else:
-        put, get, micros = asyncio.run(bench_async(endpoint, seconds, callers, resolves))
+        put, get, micros, gets = asyncio.run(bench_async(endpoint, seconds, callers, resolves))
     print(
-        f"sdk=python-{mode} callers={callers} put_ops={put:.0f} get_ops={get:.0f} "
+        f"sdk=python-{mode} callers={callers} put_ops={put:.0f} get_ops={get:.0f} get_p50_us={pct(gets, 0.5):.0f} "
         f"resolve_p50_us={pct(micros, 0.5):.0f} resolve_p99_us={pct(micros, 0.99):.0f}"
     )
 

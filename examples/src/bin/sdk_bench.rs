@@ -78,10 +78,24 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         micros.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // One caller's plain gets: what a call through the binding costs without a resolver.
+    let mut gets = Vec::with_capacity(resolves);
+    for i in 0..resolves {
+        let t = Instant::now();
+        client
+            .get(KEYSPACE, format!("bench-0-{}", i % 1000))
+            .await?;
+        gets.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let p50 = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[(v.len() - 1) / 2]
+    };
+    let get_p50 = p50(gets);
     micros.sort_by(f64::total_cmp);
     let pct = |p: f64| micros[((micros.len() - 1) as f64 * p) as usize];
     println!(
-        "sdk=rust callers={callers} put_ops={put:.0} get_ops={get:.0} resolve_p50_us={:.0} resolve_p99_us={:.0}",
+        "sdk=rust callers={callers} put_ops={put:.0} get_ops={get:.0} get_p50_us={get_p50:.0} resolve_p50_us={:.0} resolve_p99_us={:.0}",
         pct(0.5),
         pct(0.99)
     );
