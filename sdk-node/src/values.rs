@@ -24,29 +24,13 @@ pub(crate) fn buffers(values: &[Bytes]) -> Vec<Buffer> {
 
 fn consistency(level: Option<&str>) -> napi::Result<Option<Consistency>> {
     level
-        .map(|l| {
-            l.to_ascii_uppercase().parse::<Consistency>().map_err(|_| {
-                invalid(format!(
-                    "unknown consistency {l:?}: use ONE, QUORUM, ALL, LOCAL_ONE, LOCAL_QUORUM \
-                     or EACH_QUORUM"
-                ))
-            })
-        })
+        .map(|l| meridian_sdk::consistency_from_name(l).map_err(to_js))
         .transpose()
 }
 
 pub(crate) fn millis(what: &str, ms: Option<f64>) -> napi::Result<Option<Duration>> {
-    ms.map(|ms| {
-        Duration::try_from_secs_f64(ms / 1000.0)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "{what} must be a positive number of milliseconds, not {ms}"
-                ))
-            })
-    })
-    .transpose()
+    ms.map(|ms| meridian_sdk::positive_duration(what, ms, Duration::from_millis(1)).map_err(to_js))
+        .transpose()
 }
 
 /// Options of a read.
@@ -121,14 +105,9 @@ pub struct KeyspaceSpec {
 
 pub(crate) fn keyspace_options(s: Option<KeyspaceSpec>) -> napi::Result<KeyspaceOptions> {
     let s = s.unwrap_or_default();
-    let kind = match s.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("siblings") => ValueKind::Siblings,
-        Some("lww") => ValueKind::Lww,
-        Some(other) => {
-            return Err(invalid(format!(
-                "unknown keyspace kind {other:?}: use \"siblings\" or \"lww\""
-            )));
-        }
+    let kind = match s.kind.as_deref() {
+        None => ValueKind::Siblings,
+        Some(name) => ValueKind::from_name(name).map_err(to_js)?,
     };
     Ok(KeyspaceOptions {
         kind: Some(kind),
@@ -228,11 +207,7 @@ impl From<meridian_sdk::KeyspaceInfo> for KeyspaceInfo {
     fn from(k: meridian_sdk::KeyspaceInfo) -> Self {
         KeyspaceInfo {
             name: k.name,
-            kind: match k.kind {
-                ValueKind::Lww => "lww",
-                _ => "siblings",
-            }
-            .to_string(),
+            kind: k.kind.name().to_string(),
             replication: k
                 .replication
                 .into_iter()

@@ -1,6 +1,6 @@
 //! Conversions between Python values and the SDK's types, and the result classes.
 
-use crate::errors::invalid;
+use crate::errors::{invalid, to_py};
 use bytes::Bytes;
 use meridian_sdk::{Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions};
 use pyo3::prelude::*;
@@ -33,29 +33,13 @@ pub(crate) fn bytes_list<'py>(py: Python<'py>, values: &[Bytes]) -> PyResult<Bou
 
 pub(crate) fn consistency(level: Option<&str>) -> PyResult<Option<Consistency>> {
     level
-        .map(|l| {
-            l.to_ascii_uppercase().parse::<Consistency>().map_err(|_| {
-                invalid(format!(
-                    "unknown consistency {l:?}: use ONE, QUORUM, ALL, LOCAL_ONE, LOCAL_QUORUM \
-                     or EACH_QUORUM"
-                ))
-            })
-        })
+        .map(|l| meridian_sdk::consistency_from_name(l).map_err(to_py))
         .transpose()
 }
 
 pub(crate) fn seconds(what: &str, t: Option<f64>) -> PyResult<Option<Duration>> {
-    t.map(|s| {
-        Duration::try_from_secs_f64(s)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "{what} must be a positive number of seconds, not {s}"
-                ))
-            })
-    })
-    .transpose()
+    t.map(|s| meridian_sdk::positive_duration(what, s, Duration::from_secs(1)).map_err(to_py))
+        .transpose()
 }
 
 pub(crate) fn read_options(level: Option<&str>, timeout: Option<f64>) -> PyResult<ReadOptions> {
@@ -115,15 +99,7 @@ pub(crate) fn keyspace_options(
     max_value_bytes: Option<u32>,
     max_siblings: Option<u32>,
 ) -> PyResult<KeyspaceOptions> {
-    let kind = match kind.to_ascii_lowercase().as_str() {
-        "siblings" => ValueKind::Siblings,
-        "lww" => ValueKind::Lww,
-        other => {
-            return Err(invalid(format!(
-                "unknown keyspace kind {other:?}: use \"siblings\" or \"lww\""
-            )));
-        }
-    };
+    let kind = ValueKind::from_name(kind).map_err(to_py)?;
     Ok(KeyspaceOptions {
         kind: Some(kind),
         replication: replication.unwrap_or_default(),
@@ -276,11 +252,7 @@ impl From<meridian_sdk::KeyspaceInfo> for KeyspaceInfo {
     fn from(k: meridian_sdk::KeyspaceInfo) -> Self {
         KeyspaceInfo {
             name: k.name,
-            kind: match k.kind {
-                ValueKind::Lww => "lww",
-                _ => "siblings",
-            }
-            .to_string(),
+            kind: k.kind.name().to_string(),
             replication: k.replication,
             max_value_bytes: k.max_value_bytes,
             max_siblings: k.max_siblings,

@@ -642,13 +642,7 @@ impl Client {
     }
 
     async fn await_keyspace(&self, name: &str) {
-        let table = self
-            .inner
-            .table
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(table) = table else {
+        let Some(table) = self.table() else {
             return;
         };
         let deadline = tokio::time::Instant::now() + self.inner.options.timeout;
@@ -750,17 +744,20 @@ impl Client {
     /// keeps to the client's DC.
     fn candidates(&self, op: &pb::operation::Op, local_only: bool) -> Vec<String> {
         let (keyspace, key) = op_key(op);
-        let table = self
-            .inner
-            .table
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(table) = table else {
+        let Some(table) = self.table() else {
             return Vec::new();
         };
         let dc = self.local_dc();
         table.candidates(dc.as_deref(), keyspace, key, local_only)
+    }
+
+    /// The routing table as of now (refreshes replace it whole).
+    fn table(&self) -> Option<Arc<RoutingTable>> {
+        self.inner
+            .table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn local_dc(&self) -> Option<String> {
@@ -772,11 +769,7 @@ impl Client {
     }
 
     fn has_table(&self) -> bool {
-        self.inner
-            .table
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some()
+        self.table().is_some()
     }
 
     fn routed_node(&self, url: &str) -> Result<Arc<Node>> {

@@ -28,7 +28,10 @@ pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo, WriteResult};
 pub use context::Context;
 pub use error::{Cause, Error, ErrorCode, Result};
 pub use keyspace::Keyspace;
-pub use options::{Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions};
+pub use options::{
+    Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions, consistency_from_name,
+    positive_duration,
+};
 pub use resolver::{FnResolver, Resolver};
 
 /// The generated protocol, for callers who need what the client does not wrap.

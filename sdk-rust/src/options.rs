@@ -47,3 +47,53 @@ pub struct KeyspaceOptions {
     /// Writes that would grow a key past this many siblings are refused.
     pub max_siblings: Option<u32>,
 }
+
+/// A consistency level from its name, any case (`"local_quorum"`), as the bindings take it.
+pub fn consistency_from_name(name: &str) -> crate::Result<Consistency> {
+    name.to_ascii_uppercase()
+        .parse::<Consistency>()
+        .map_err(|_| {
+            crate::Error::new(
+                crate::ErrorCode::InvalidArgument,
+                format!(
+                    "unknown consistency {name:?}: use ONE, TWO, QUORUM, ALL, LOCAL_ONE, \
+                 LOCAL_QUORUM or EACH_QUORUM"
+                ),
+            )
+        })
+}
+
+impl ValueKind {
+    /// A value kind from its name, any case: `"siblings"` or `"lww"`.
+    pub fn from_name(name: &str) -> crate::Result<ValueKind> {
+        match name.to_ascii_lowercase().as_str() {
+            "siblings" => Ok(ValueKind::Siblings),
+            "lww" => Ok(ValueKind::Lww),
+            _ => Err(crate::Error::new(
+                crate::ErrorCode::InvalidArgument,
+                format!("unknown keyspace kind {name:?}: use \"siblings\" or \"lww\""),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::Siblings => "siblings",
+            ValueKind::Lww => "lww",
+        }
+    }
+}
+
+/// A timeout a binding was given as a number of `unit`s (`timeout=2.5` seconds in Python,
+/// `timeoutMs: 2500` in JavaScript), which must be positive.
+pub fn positive_duration(what: &str, value: f64, unit: Duration) -> crate::Result<Duration> {
+    Duration::try_from_secs_f64(value * unit.as_secs_f64())
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            crate::Error::new(
+                crate::ErrorCode::InvalidArgument,
+                format!("{what} must be a positive number, not {value}"),
+            )
+        })
+}

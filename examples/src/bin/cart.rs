@@ -10,7 +10,7 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use meridian_sdk::{Client, Consistency, ErrorCode, FnResolver, ReadOptions, WriteOptions};
+use meridian_sdk::{Client, Consistency, FnResolver, ReadOptions, WriteOptions};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -115,13 +115,6 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to dc2")?;
     dc1.create_keyspace_with("carts", &Default::default())
         .await?;
-    wait_for("keyspace carts reaching dc2", || async {
-        match dc2.get("carts", "probe").await {
-            Err(e) if e.code == ErrorCode::NotFound => Ok(false),
-            other => other.map(|_| true).map_err(Into::into),
-        }
-    })
-    .await?;
     let level = Some(Consistency::LocalQuorum);
     let read = ReadOptions {
         consistency: level,
