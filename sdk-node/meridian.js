@@ -16,34 +16,48 @@ class MeridianError extends Error {
   }
 }
 
-/** A coded native error as a MeridianError; anything else (a resolver's own) unchanged. */
-function translate(e) {
-  const m = e instanceof Error ? CODED.exec(e.message) : null
-  return m ? new MeridianError(m[1], e.message.slice(m[0].length)) : e
+/**
+ * A coded native error as a MeridianError, and an argument the binding's type check refused
+ * (napi's code InvalidArg) as INVALID_ARGUMENT naming the call; anything else (a resolver's
+ * own exception) unchanged.
+ */
+function translate(e, call) {
+  if (!(e instanceof Error)) return e
+  const m = CODED.exec(e.message)
+  if (m) return new MeridianError(m[1], e.message.slice(m[0].length))
+  if (e.code === 'InvalidArg') {
+    return new MeridianError('INVALID_ARGUMENT', `${call}: an argument has the wrong type (${e.message.replace(/,\s*$/, '')})`)
+  }
+  return e
 }
 
-function guarded(f) {
+// The binding's only calls that do not return a Promise (besides getters).
+const SYNC = new Set(['keyspace', 'setResolver'])
+
+/** `f` with its errors translated; an async call's argument errors become rejections. */
+function guarded(f, call, sync) {
   return function (...args) {
     let out
     try {
       out = f.apply(this, args)
     } catch (e) {
-      throw translate(e)
+      if (sync) throw translate(e, call)
+      return Promise.reject(translate(e, call))
     }
-    return out instanceof Promise ? out.catch((e) => { throw translate(e) }) : out
+    return out instanceof Promise ? out.catch((e) => { throw translate(e, call) }) : out
   }
 }
 
 for (const cls of [native.Client, native.Keyspace, native.GetResult]) {
   for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(cls.prototype))) {
     if (name === 'constructor') continue
-    if (typeof d.value === 'function') d.value = guarded(d.value)
-    if (d.get) d.get = guarded(d.get)
+    if (typeof d.value === 'function') d.value = guarded(d.value, `${cls.name}.${name}()`, SYNC.has(name))
+    if (d.get) d.get = guarded(d.get, `${cls.name}.${name}`, true)
     Object.defineProperty(cls.prototype, name, d)
   }
 }
 
-exports.connect = guarded(native.connect)
+exports.connect = guarded(native.connect, 'connect()', false)
 exports.Client = native.Client
 exports.Keyspace = native.Keyspace
 exports.GetResult = native.GetResult

@@ -101,8 +101,9 @@ test('bad input is a clear error', async () => {
   await assert.rejects(client.put('default', '', 'v'), (e) => e.code === 'INVALID_ARGUMENT')
   await assert.rejects(client.get('no-such-keyspace', 'k'), (e) => e instanceof MeridianError && e.code === 'NOT_FOUND')
   await assert.rejects(client.createKeyspace('x', { kind: 'counter-ish' }), (e) => e.code === 'INVALID_ARGUMENT')
-  // A key of the wrong type is refused by the binding's argument check, naming the types.
-  await assert.rejects(async () => client.get('default', 42), (e) => e.code === 'InvalidArg' && /String/.test(e.message))
+  // A key of the wrong type is refused by the binding's argument check, naming the call.
+  await assert.rejects(async () => client.get('default', 42), (e) => e instanceof MeridianError && e.code === 'INVALID_ARGUMENT' && /Client\.get\(\): an argument has the wrong type/.test(e.message))
+  await assert.rejects(connect(42), (e) => e.code === 'INVALID_ARGUMENT' && /connect\(\)/.test(e.message))
 })
 
 test('an unreachable endpoint rejects at connect', async () => {
