@@ -33,7 +33,10 @@ export declare class Client {
   getResolved(keyspace: string, key: BytesArg, resolver?: ResolverFn | undefined | null, options?: ReadOpts | undefined | null): Promise<Buffer | null>
   /** Read-modify-write: `fn(current) => new value`, or null to delete the key. */
   update(keyspace: string, key: BytesArg, update: UpdateFn, resolver?: ResolverFn | undefined | null, options?: ReadOpts | undefined | null): Promise<WriteResult>
-  /** A handle on one keyspace, with its own resolver and defaults. */
+  /**
+   * A handle on one keyspace with default options for its calls; `resolver` registers the
+   * keyspace's resolver with the client, for every call that names none.
+   */
   keyspace(name: string, options?: HandleOptions | undefined | null): Keyspace
   /** Registers the resolver used for `keyspace` when a call names none (null clears). */
   setResolver(keyspace: string, resolver?: ResolverFn | undefined | null): void

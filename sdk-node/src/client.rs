@@ -151,7 +151,8 @@ impl Client {
         .await
     }
 
-    /// A handle on one keyspace, with its own resolver and defaults.
+    /// A handle on one keyspace with default options for its calls; `resolver` registers the
+    /// keyspace's resolver with the client, for every call that names none.
     #[napi]
     pub fn keyspace(&self, name: String, options: Option<HandleOptions>) -> napi::Result<Keyspace> {
         let mut ks = self.inner.keyspace(name.clone());

@@ -139,7 +139,8 @@ macro_rules! client_methods {
                     .update(py, key, fn_, resolver, consistency, timeout)
             }
 
-            /// A handle on one keyspace, with its own resolver and defaults.
+            /// A handle on one keyspace with default options for its calls; `resolver` registers the
+            /// keyspace's resolver with the client, for every call that names none.
             #[pyo3(signature = (name, *, resolver=None, consistency=None, timeout=None))]
             fn keyspace(
                 &self,
