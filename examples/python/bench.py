@@ -5,6 +5,8 @@ one client (threads for `Client`, tasks for `AsyncClient`), then the latency of
 `python bench.py sync|async ENDPOINT SECONDS CALLERS RESOLVES`
 """
 
+from __future__ import annotations
+
 import asyncio
 import os
 import sys

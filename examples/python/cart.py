@@ -8,6 +8,8 @@ removal deletes the tags it saw (an observed-remove set).
 Run `meridian dev`, then `python examples/python/cart.py`.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys

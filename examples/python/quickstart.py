@@ -1,5 +1,7 @@
 """The README's Python section, run by the test command against `meridian dev`."""
 
+from __future__ import annotations
+
 import asyncio
 import os
 

@@ -4,6 +4,8 @@ written at LOCAL_QUORUM so each datacenter answers on its own.
 Run `meridian dev`, then `python examples/python/sessions.py`.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
