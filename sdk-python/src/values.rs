@@ -90,7 +90,6 @@ pub(crate) fn context(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<meridia
     )))
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn keyspace_options(
     kind: &str,
     replication: Option<BTreeMap<String, u32>>,
