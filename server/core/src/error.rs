@@ -58,6 +58,14 @@ pub enum CoreError {
     NoReplicaReachable { level: String, scope: String },
     #[error("stored object is corrupt: {0}")]
     CorruptObject(String),
+    /// An operation of another type than the keyspace's (or the map field's).
+    #[error("operation `{op}` does not apply to a {kind}")]
+    WrongCrdtOp { op: String, kind: String },
+    #[error(
+        "adding {by} would take the counter past the range of a 64-bit signed integer \
+         (-9223372036854775808 to 9223372036854775807)"
+    )]
+    CounterOverflow { by: i64 },
     #[error("keyspace is of kind {actual} but the stored object is {found}")]
     KindMismatch { actual: String, found: String },
 }

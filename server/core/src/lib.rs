@@ -10,6 +10,7 @@ pub mod actor;
 pub mod consistency;
 pub mod context;
 pub mod coordinate;
+pub mod crdt;
 pub mod describe;
 pub mod dvv;
 pub mod error;
