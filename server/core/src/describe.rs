@@ -65,6 +65,23 @@ impl StoredObject {
                     version_line(&r.version)
                 );
             }
+            StoredObject::Crdt(c) => {
+                let ctx = c.state.context();
+                let clock: Vec<String> = ctx
+                    .vector()
+                    .iter()
+                    .map(|(a, n)| format!("{}:{}", &a.to_string()[..8], n))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "kind {}, clock [{}], {} dot(s) beyond it",
+                    c.state.kind(),
+                    clock.join(" "),
+                    ctx.cloud().len()
+                );
+                let value = format!("{:?}", c.state.value());
+                let _ = writeln!(out, "  value {}", preview(value.as_bytes()));
+            }
         }
         out
     }

@@ -2,6 +2,7 @@
 
 use crate::actor::ActorId;
 use crate::context::CausalContext;
+use crate::crdt::Crdt;
 use crate::dvv::{Dot, DvvSet};
 use crate::error::CoreError;
 use crate::lww::LwwRegister;
@@ -41,6 +42,42 @@ pub fn merge_recent(a: &[RecentWrite], b: &[RecentWrite]) -> Vec<RecentWrite> {
 pub enum StoredObject {
     Siblings(SiblingsState),
     Lww(LwwRegister),
+    /// A key of a CRDT keyspace, or a delta of one: replicas join these.
+    Crdt(CrdtObject),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrdtObject {
+    pub state: Crdt,
+    /// Recent updates, newest first (see [`merge_recent`]): a retried update is recognised
+    /// at any replica, so an increment is never counted twice.
+    pub recent: Vec<RecentWrite>,
+}
+
+impl CrdtObject {
+    /// The vector part of the context: a remove made with it takes away what the read saw.
+    /// Dots in the cloud are left out, so such a remove spares them, which is safe.
+    pub fn clock(&self) -> CausalContext {
+        CausalContext::from_sorted_unchecked(
+            self.state
+                .context()
+                .vector()
+                .iter()
+                .map(|(a, n)| (*a, *n))
+                .collect(),
+        )
+    }
+
+    pub fn max_timestamp(&self) -> u64 {
+        self.recent.iter().map(|w| w.timestamp).max().unwrap_or(0)
+    }
+
+    pub fn join(&self, other: &Self) -> Result<Self, CoreError> {
+        Ok(Self {
+            state: self.state.join(&other.state)?,
+            recent: merge_recent(&self.recent, &other.recent),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,6 +92,7 @@ impl StoredObject {
         match self {
             StoredObject::Siblings(_) => "siblings",
             StoredObject::Lww(_) => "lww",
+            StoredObject::Crdt(c) => c.state.kind().name(),
         }
     }
 
@@ -93,6 +131,7 @@ impl StoredObject {
                 .chain([r.version.timestamp])
                 .max()
                 .unwrap_or(0),
+            StoredObject::Crdt(c) => c.max_timestamp(),
         }
     }
 
@@ -107,8 +146,14 @@ impl StoredObject {
         }
         let obj: StoredObject =
             postcard::from_bytes(body).map_err(|e| CoreError::CorruptObject(e.to_string()))?;
-        if let StoredObject::Siblings(s) = &obj {
-            s.dvv.validate().map_err(CoreError::CorruptObject)?;
+        match &obj {
+            StoredObject::Siblings(s) => s.dvv.validate().map_err(CoreError::CorruptObject)?,
+            StoredObject::Crdt(c) if !c.state.is_valid() => {
+                return Err(CoreError::CorruptObject(
+                    "a CRDT whose context misses its own dots, or is not in canonical form".into(),
+                ));
+            }
+            _ => {}
         }
         Ok(obj)
     }
@@ -124,6 +169,7 @@ impl StoredObject {
                 }))
             }
             (StoredObject::Lww(a), StoredObject::Lww(b)) => Ok(StoredObject::Lww(a.merge(b))),
+            (StoredObject::Crdt(a), StoredObject::Crdt(b)) => Ok(StoredObject::Crdt(a.join(b)?)),
             (a, b) => Err(CoreError::KindMismatch {
                 actual: a.kind_name().into(),
                 found: b.kind_name().into(),
@@ -136,6 +182,7 @@ impl StoredObject {
         let clock = match self {
             StoredObject::Siblings(s) => s.dvv.join(),
             StoredObject::Lww(_) => CausalContext::empty(),
+            StoredObject::Crdt(c) => c.clock(),
         };
         clock.with_hlc(self.max_timestamp())
     }
@@ -144,7 +191,7 @@ impl StoredObject {
     pub fn sibling_count(&self) -> usize {
         match self {
             StoredObject::Siblings(s) => s.dvv.len(),
-            StoredObject::Lww(_) => 1,
+            StoredObject::Lww(_) | StoredObject::Crdt(_) => 1,
         }
     }
 
@@ -153,6 +200,13 @@ impl StoredObject {
         match self {
             StoredObject::Siblings(s) => s.dvv.entries().iter().map(|e| e.actor).collect(),
             StoredObject::Lww(r) => vec![r.actor],
+            StoredObject::Crdt(c) => {
+                let ctx = c.state.context();
+                let mut actors: Vec<ActorId> = ctx.vector().keys().copied().collect();
+                actors.extend(ctx.cloud().iter().map(|d| d.actor));
+                actors.dedup();
+                actors
+            }
         }
     }
 }

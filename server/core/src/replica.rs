@@ -288,6 +288,12 @@ pub fn read(current: Option<&StoredObject>) -> ReadView {
             context: o.context(),
             stored_versions: 1,
         },
+        // CRDT values are read with `crdt::Value`, not as bytes; a byte read sees none.
+        Some(o @ StoredObject::Crdt(_)) => ReadView {
+            values: Vec::new(),
+            context: o.context(),
+            stored_versions: 1,
+        },
     }
 }
 

@@ -81,6 +81,9 @@ pub fn is_dead(object: &StoredObject, now_ms: u64, min_age_ms: u64) -> bool {
             s.dvv.values().map(|v| v.timestamp).max().unwrap_or(0),
         ),
         StoredObject::Lww(r) => (r.version.is_tombstone(), r.version.timestamp),
+        // An empty CRDT still holds its context, which keeps a late delta from bringing
+        // back what was removed: it is never purged.
+        StoredObject::Crdt(_) => (false, 0),
     };
     dead && hlc::wall_ms(newest).saturating_add(min_age_ms) <= now_ms
 }

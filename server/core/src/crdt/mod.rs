@@ -32,6 +32,7 @@ pub mod register;
 pub mod set;
 pub mod store;
 pub mod typed;
+pub mod update;
 
 #[cfg(test)]
 mod tests;
