@@ -5,6 +5,8 @@
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
+pub mod crdt;
+
 pub mod v1 {
     tonic::include_proto!("meridian.v1");
 }

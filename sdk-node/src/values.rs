@@ -107,7 +107,7 @@ pub(crate) fn keyspace_options(s: Option<KeyspaceSpec>) -> napi::Result<Keyspace
     let s = s.unwrap_or_default();
     let kind = match s.kind.as_deref() {
         None => ValueKind::Siblings,
-        Some(name) => ValueKind::from_name(name).map_err(to_js)?,
+        Some(name) => meridian_sdk::value_kind_from_name(name).map_err(to_js)?,
     };
     Ok(KeyspaceOptions {
         kind: Some(kind),

@@ -2,7 +2,7 @@
 
 use crate::errors::{invalid, to_py};
 use bytes::Bytes;
-use meridian_sdk::{Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions};
+use meridian_sdk::{Consistency, KeyspaceOptions, ReadOptions, WriteOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ pub(crate) fn keyspace_options(
     max_value_bytes: Option<u32>,
     max_siblings: Option<u32>,
 ) -> PyResult<KeyspaceOptions> {
-    let kind = ValueKind::from_name(kind).map_err(to_py)?;
+    let kind = meridian_sdk::value_kind_from_name(kind).map_err(to_py)?;
     Ok(KeyspaceOptions {
         kind: Some(kind),
         replication: replication.unwrap_or_default(),

@@ -611,10 +611,7 @@ impl Client {
     ) -> Result<KeyspaceInfo> {
         let spec = pb::KeyspaceSpec {
             name: name.to_string(),
-            kind: match opts.kind.unwrap_or(ValueKind::Siblings) {
-                ValueKind::Siblings => pb::ValueKind::Siblings,
-                ValueKind::Lww => pb::ValueKind::Lww,
-            } as i32,
+            kind: pb::ValueKind::from(opts.kind.unwrap_or(ValueKind::Siblings)) as i32,
             replication: opts.replication.clone().into_iter().collect(),
             read_consistency: consistency(opts.read_consistency),
             write_consistency: consistency(opts.write_consistency),
@@ -811,7 +808,7 @@ impl Client {
     /// resent unchanged, request id included, so the server recognises the retry. A write
     /// that reached a node and failed there is retried at that node first (it may have
     /// minted it; another replica would mint it again); one that never got there moves on.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         op: pb::operation::Op,
         timeout: Option<Duration>,
@@ -838,7 +835,7 @@ impl Client {
                 ),
             ));
         }
-        let is_write = !matches!(op, pb::operation::Op::Get(_));
+        let is_write = !matches!(op, pb::operation::Op::Get(_) | pb::operation::Op::Fetch(_));
         let operation = pb::Operation { op: Some(op) };
         let mut attempt = 0;
         let mut pick = 0;
@@ -937,23 +934,26 @@ impl Client {
     }
 }
 
-fn op_key(op: &pb::operation::Op) -> (&String, &Bytes) {
+/// What routing and retries need of an operation: its keyspace and key, its level, and its
+/// explicit replica count.
+fn op_fields(op: &pb::operation::Op) -> (&String, &Bytes, i32, u32) {
     use pb::operation::Op;
     match op {
-        Op::Get(g) => (&g.keyspace, &g.key),
-        Op::Put(p) => (&p.keyspace, &p.key),
-        Op::Delete(d) => (&d.keyspace, &d.key),
+        Op::Get(g) => (&g.keyspace, &g.key, g.consistency, g.r),
+        Op::Put(p) => (&p.keyspace, &p.key, p.consistency, p.w),
+        Op::Delete(d) => (&d.keyspace, &d.key, d.consistency, d.w),
+        Op::Update(u) => (&u.keyspace, &u.key, u.consistency, u.w),
+        Op::Fetch(f) => (&f.keyspace, &f.key, f.consistency, f.r),
     }
 }
 
+fn op_key(op: &pb::operation::Op) -> (&String, &Bytes) {
+    let (ks, key, _, _) = op_fields(op);
+    (ks, key)
+}
+
 fn level_of(op: &pb::operation::Op) -> String {
-    use pb::operation::Op;
-    let level = match op {
-        Op::Get(g) => g.consistency,
-        Op::Put(p) => p.consistency,
-        Op::Delete(d) => d.consistency,
-    };
-    match pb::Consistency::try_from(level) {
+    match pb::Consistency::try_from(op_fields(op).2) {
         Ok(pb::Consistency::Unspecified) | Err(_) => "default-level (possibly LOCAL_*)".into(),
         Ok(c) => c.as_str_name().to_string(),
     }
@@ -962,12 +962,7 @@ fn level_of(op: &pb::operation::Op) -> String {
 /// Whether `op` is counted in the coordinator's datacenter: LOCAL_* levels, and the
 /// keyspace's default level, which the client cannot see and may be LOCAL_*.
 fn may_be_local(op: &pb::operation::Op) -> bool {
-    use pb::operation::Op;
-    let (level, explicit) = match op {
-        Op::Get(g) => (g.consistency, g.r),
-        Op::Put(p) => (p.consistency, p.w),
-        Op::Delete(d) => (d.consistency, d.w),
-    };
+    let (_, _, level, explicit) = op_fields(op);
     if explicit > 0 {
         return false;
     }
@@ -993,18 +988,18 @@ fn check(result: pb::OperationResult) -> Result<pb::OperationResult> {
     Err(Error::new(ErrorCode::from_grpc(code), status.message))
 }
 
-fn unexpected() -> Error {
+pub(crate) fn unexpected() -> Error {
     Error::new(
         ErrorCode::Internal,
         "server answered with the wrong result type",
     )
 }
 
-fn consistency(c: Option<Consistency>) -> i32 {
+pub(crate) fn consistency(c: Option<Consistency>) -> i32 {
     c.map_or(pb::Consistency::Unspecified, pb::Consistency::from) as i32
 }
 
-fn request_id(id: Option<[u8; 16]>) -> Bytes {
+pub(crate) fn request_id(id: Option<[u8; 16]>) -> Bytes {
     let id = id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
     Bytes::copy_from_slice(&id)
 }
@@ -1013,10 +1008,8 @@ fn keyspace_info(ks: pb::Keyspace) -> Result<KeyspaceInfo> {
     let spec = ks
         .spec
         .ok_or_else(|| Error::new(ErrorCode::Internal, "keyspace without a spec"))?;
-    let kind = match pb::ValueKind::try_from(spec.kind) {
-        Ok(pb::ValueKind::Lww) => ValueKind::Lww,
-        _ => ValueKind::Siblings,
-    };
+    let kind = meridian_proto::crdt::value_kind_from_wire(spec.kind)
+        .map_err(|e| Error::new(ErrorCode::Internal, e))?;
     Ok(KeyspaceInfo {
         name: spec.name,
         kind,

@@ -16,6 +16,7 @@
 
 mod client;
 mod context;
+pub mod crdt;
 mod error;
 mod keyspace;
 mod options;
@@ -26,11 +27,12 @@ mod routing;
 
 pub use client::{Client, ClientBuilder, GetResult, KeyspaceInfo, WriteResult};
 pub use context::Context;
+pub use crdt::{Counter, Fetched, Flag, Map, Register, Set};
 pub use error::{Cause, Error, ErrorCode, Result};
 pub use keyspace::Keyspace;
 pub use options::{
     Consistency, KeyspaceOptions, ReadOptions, ValueKind, WriteOptions, consistency_from_name,
-    positive_duration,
+    positive_duration, value_kind_from_name,
 };
 pub use resolver::{FnResolver, Resolver};
 

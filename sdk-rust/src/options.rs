@@ -8,13 +8,9 @@ use std::time::Duration;
 /// parses with `str::parse`).
 pub use meridian_core::Consistency;
 
-/// Value kind of a keyspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ValueKind {
-    Siblings,
-    Lww,
-}
+/// Value kind of a keyspace: opaque values (`Siblings`, `Lww`) or a CRDT type. The server's
+/// own enum, as for [`Consistency`].
+pub use meridian_core::ValueKind;
 
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
@@ -63,25 +59,12 @@ pub fn consistency_from_name(name: &str) -> crate::Result<Consistency> {
         })
 }
 
-impl ValueKind {
-    /// A value kind from its name, any case: `"siblings"` or `"lww"`.
-    pub fn from_name(name: &str) -> crate::Result<ValueKind> {
-        match name.to_ascii_lowercase().as_str() {
-            "siblings" => Ok(ValueKind::Siblings),
-            "lww" => Ok(ValueKind::Lww),
-            _ => Err(crate::Error::new(
-                crate::ErrorCode::InvalidArgument,
-                format!("unknown keyspace kind {name:?}: use \"siblings\" or \"lww\""),
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueKind::Siblings => "siblings",
-            ValueKind::Lww => "lww",
-        }
-    }
+/// A value kind from its name, any case: `"siblings"`, `"lww"`, `"counter"`, `"set"`,
+/// `"map"`, `"register"`, `"mvregister"` or `"flag"`.
+pub fn value_kind_from_name(name: &str) -> crate::Result<ValueKind> {
+    name.to_ascii_lowercase()
+        .parse::<ValueKind>()
+        .map_err(|e| crate::Error::new(crate::ErrorCode::InvalidArgument, e))
 }
 
 /// A timeout a binding was given as a number of `unit`s (`timeout=2.5` seconds in Python,

@@ -58,6 +58,8 @@ pub enum CoreError {
     NoReplicaReachable { level: String, scope: String },
     #[error("stored object is corrupt: {0}")]
     CorruptObject(String),
+    #[error("invalid update: {0}")]
+    InvalidUpdate(String),
     /// An operation of another type than the keyspace's (or the map field's).
     #[error("operation `{op}` does not apply to a {kind}")]
     WrongCrdtOp { op: String, kind: String },

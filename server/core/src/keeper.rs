@@ -15,6 +15,8 @@
 
 use crate::actor::ActorId;
 use crate::context::CausalContext;
+use crate::crdt::update::{Fetched, Update, UpdateOutcome, apply_update};
+use crate::crdt::{CrdtKind, Op, Value};
 use crate::error::CoreError;
 use crate::keyspace::KeyspaceSpec;
 use crate::object::StoredObject;
@@ -48,6 +50,8 @@ impl<E> From<CoreError> for KeeperError<E> {
 pub struct WriteAck {
     pub context: Vec<u8>,
     pub siblings: Vec<Vec<u8>>,
+    /// A CRDT update's result: the key's value after it.
+    pub value: Option<Value>,
 }
 
 /// What a read returns to a client.
@@ -77,6 +81,16 @@ pub struct Minted {
     pub duplicate: bool,
 }
 
+/// A client's CRDT update as the keeper takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientUpdate<'a> {
+    pub key: &'a [u8],
+    pub ops: &'a [Op],
+    /// Sealed context of a fetch; empty when the client sent none.
+    pub context: &'a [u8],
+    pub request_id: RequestId,
+}
+
 /// A client write as the keeper takes it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientWrite<'a> {
@@ -95,6 +109,18 @@ pub struct Keeper<S> {
     seal: RwLock<ContextSeal>,
     /// Largest hybrid logical timestamp issued or observed.
     hlc: AtomicU64,
+}
+
+/// The CRDT type of a keyspace, or the error for an operation on one of opaque values.
+fn crdt_kind(ks: &KeyspaceSpec, op: &str) -> Result<CrdtKind, CoreError> {
+    ks.kind.crdt().ok_or_else(|| CoreError::WrongCrdtOp {
+        op: op.into(),
+        kind: format!(
+            "{} keyspace (it takes get, put and delete; CRDT operations need a keyspace of \
+             kind counter, set, map, register, mvregister or flag)",
+            ks.kind
+        ),
+    })
 }
 
 impl<S: Store> Keeper<S> {
@@ -177,6 +203,86 @@ impl<S: Store> Keeper<S> {
         WriteAck {
             context: self.sealer().seal(ks_id, key, &reply.context),
             siblings: reply.siblings,
+            value: None,
+        }
+    }
+
+    /// What a fetch of a (merged) object of a CRDT key shows: its value and sealed context.
+    pub fn fetch_reply(
+        &self,
+        ks: &KeyspaceSpec,
+        key: &[u8],
+        object: Option<&StoredObject>,
+    ) -> Result<(Value, Vec<u8>), CoreError> {
+        let kind = crdt_kind(ks, "fetch")?;
+        let f = crate::crdt::update::fetch(kind, object)?;
+        Ok((f.value, self.sealer().seal(ks.id(), key, &f.context)))
+    }
+
+    fn update_ack(&self, ks_id: u64, key: &[u8], reply: Fetched) -> WriteAck {
+        WriteAck {
+            context: self.sealer().seal(ks_id, key, &reply.context),
+            siblings: Vec::new(),
+            value: Some(reply.value),
+        }
+    }
+
+    /// Applies a CRDT update as the key's coordinating replica and persists the new state.
+    /// The returned object is the update's delta: what every other replica joins.
+    pub fn update(
+        &self,
+        ks: &KeyspaceSpec,
+        update: ClientUpdate<'_>,
+        wall_ms: u64,
+        durable: bool,
+    ) -> Result<Minted, KeeperError<S::Error>> {
+        let kind = crdt_kind(ks, "update")?;
+        let context = self.open_context(ks, update.key, update.context)?;
+        if let Some(c) = &context {
+            self.observe(c.hlc());
+        }
+        let skey = storage_key(ks.id(), update.key);
+        let (old_bytes, current) = match self.load_raw(&skey)? {
+            Some((b, o)) => (Some(b), Some(o)),
+            None => (None, None),
+        };
+        let outcome = apply_update(
+            kind,
+            current.as_ref(),
+            Update {
+                actor: self.actor(),
+                ops: update.ops,
+                context: context.as_ref(),
+                request_id: update.request_id,
+                timestamp: self.tick(wall_ms),
+            },
+        )?;
+        match outcome {
+            UpdateOutcome::Applied {
+                object,
+                delta,
+                reply,
+            } => {
+                self.observe(object.max_timestamp());
+                self.store
+                    .replace(&skey, old_bytes.as_deref(), &object.encode(), durable)
+                    .map_err(KeeperError::Store)?;
+                Ok(Minted {
+                    ack: self.update_ack(ks.id(), update.key, reply),
+                    storage_key: skey,
+                    object: delta.encode(),
+                    siblings: 1,
+                    duplicate: false,
+                })
+            }
+            UpdateOutcome::Duplicate { reply } => Ok(Minted {
+                ack: self.update_ack(ks.id(), update.key, reply),
+                storage_key: skey,
+                // A retry may follow a partial replication: send the whole state again.
+                object: current.map(|o| o.encode()).unwrap_or_default(),
+                siblings: 1,
+                duplicate: true,
+            }),
         }
     }
 

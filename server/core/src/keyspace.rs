@@ -2,6 +2,7 @@
 //! consistency and limits.
 
 use crate::consistency::Consistency;
+use crate::crdt::CrdtKind;
 use crate::error::CoreError;
 use crate::limits::{DEFAULT_MAX_SIBLINGS, DEFAULT_MAX_VALUE_BYTES, MAX_CONFIGURABLE_VALUE_BYTES};
 use serde::{Deserialize, Serialize};
@@ -22,14 +23,46 @@ pub enum ValueKind {
     Siblings,
     /// Opaque bytes; the highest hybrid logical timestamp wins, no siblings.
     Lww,
+    // CRDTs, merged by the servers (see `crdt`); updated by operations, never put.
+    Counter,
+    Set,
+    Map,
+    Register,
+    MvRegister,
+    Flag,
 }
 
 impl ValueKind {
+    pub const ALL: [ValueKind; 8] = [
+        ValueKind::Siblings,
+        ValueKind::Lww,
+        ValueKind::Counter,
+        ValueKind::Set,
+        ValueKind::Map,
+        ValueKind::Register,
+        ValueKind::MvRegister,
+        ValueKind::Flag,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ValueKind::Siblings => "siblings",
             ValueKind::Lww => "lww",
+            other => other.crdt().map_or("?", CrdtKind::name),
         }
+    }
+
+    /// The CRDT type of a CRDT keyspace; `None` for keyspaces of opaque values.
+    pub fn crdt(self) -> Option<CrdtKind> {
+        Some(match self {
+            ValueKind::Siblings | ValueKind::Lww => return None,
+            ValueKind::Counter => CrdtKind::Counter,
+            ValueKind::Set => CrdtKind::Set,
+            ValueKind::Map => CrdtKind::Map,
+            ValueKind::Register => CrdtKind::Register,
+            ValueKind::MvRegister => CrdtKind::MvRegister,
+            ValueKind::Flag => CrdtKind::Flag,
+        })
     }
 }
 
@@ -42,13 +75,16 @@ impl fmt::Display for ValueKind {
 impl std::str::FromStr for ValueKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "siblings" => Ok(ValueKind::Siblings),
-            "lww" => Ok(ValueKind::Lww),
-            other => Err(format!(
-                "unknown value kind {other:?}; expected siblings or lww"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown value kind {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 

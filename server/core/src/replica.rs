@@ -74,6 +74,10 @@ pub fn apply_write(
     match kind {
         ValueKind::Siblings => apply_siblings_write(current, w),
         ValueKind::Lww => apply_lww_write(current, w),
+        crdt => Err(CoreError::WrongCrdtOp {
+            op: if w.data.is_some() { "put" } else { "delete" }.into(),
+            kind: format!("{crdt} keyspace (it takes {crdt} operations)"),
+        }),
     }
 }
 

@@ -104,11 +104,11 @@ fn print_write(w: &meridian_sdk::WriteResult) {
 
 pub async fn keyspace_create(a: KeyspaceCreateArgs) -> anyhow::Result<()> {
     let client = connect(&a.endpoint).await?;
-    let kind = match a.kind.as_str() {
-        "siblings" => pb::ValueKind::Siblings,
-        "lww" => pb::ValueKind::Lww,
-        other => anyhow::bail!("unknown kind {other:?}; expected siblings or lww"),
-    };
+    let kind = pb::ValueKind::from(
+        a.kind
+            .parse::<meridian_core::ValueKind>()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
     let mut replication = std::collections::HashMap::new();
     for item in &a.replication {
         let (dc, n) = item

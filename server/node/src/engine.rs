@@ -4,12 +4,13 @@
 //! A reply is only produced after the write it acknowledges is in RocksDB's WAL (and fsynced
 //! when the keyspace asks for it).
 
+use crate::cluster::coordinator::Change;
 use crate::error::{NodeError, NodeResult};
 use crate::keyspaces::Keyspaces;
 use crate::locks::KeyLocks;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use meridian_core::keeper::{ClientWrite, Keeper, KeeperError};
+use meridian_core::keeper::{ClientUpdate, ClientWrite, Keeper, KeeperError};
 use meridian_core::limits::{WARN_SIBLINGS, check_key, check_value};
 use meridian_core::merkle::{Forest, Tracked};
 use meridian_core::partition::{key_hash, parse_storage_key, slice_prefix};
@@ -41,12 +42,12 @@ impl From<KeeperError<NodeError>> for NodeError {
     }
 }
 
-/// A put (value) or delete (no value).
+/// A put, delete or CRDT update.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteRequest<'a> {
     pub keyspace: &'a str,
     pub key: &'a [u8],
-    pub value: Option<&'a [u8]>,
+    pub change: &'a Change,
     /// Encoded context; empty means none was sent.
     pub context: &'a [u8],
     /// 16 bytes, or empty to have the node draw one.
@@ -168,6 +169,16 @@ impl Engine {
         reply
     }
 
+    /// A fetch's answer for a (merged) object of a CRDT key: its value and sealed context.
+    pub fn fetch_reply(
+        &self,
+        ks: &KeyspaceSpec,
+        key: &[u8],
+        object: Option<&StoredObject>,
+    ) -> NodeResult<(meridian_core::crdt::Value, Vec<u8>)> {
+        Ok(self.keeper.fetch_reply(ks, key, object)?)
+    }
+
     /// Adopts the layout's cluster secret for sealing contexts.
     pub fn set_seal(&self, seal: ContextSeal) {
         self.keeper.set_seal(seal);
@@ -219,7 +230,11 @@ impl Engine {
     /// Applies a put or delete as the key's coordinating replica: mints the new version and
     /// returns the new context and the object to replicate.
     pub fn mint(&self, req: &WriteRequest<'_>) -> NodeResult<Minted> {
-        let op = if req.value.is_some() { "put" } else { "delete" };
+        let op = match req.change {
+            Change::Put(_) => "put",
+            Change::Delete => "delete",
+            Change::Update(_) => "update",
+        };
         self.observe(op, || self.write_inner(req))
     }
 
@@ -228,8 +243,35 @@ impl Engine {
     pub fn validate_write(&self, req: &WriteRequest<'_>) -> NodeResult<Arc<KeyspaceSpec>> {
         let ks = self.keyspaces.get(req.keyspace)?;
         check_key(req.key)?;
-        if let Some(v) = req.value {
-            check_value(req.key, v, ks.max_value_bytes)?;
+        match (req.change, ks.kind.crdt()) {
+            (Change::Put(v), None) => check_value(req.key, v, ks.max_value_bytes)?,
+            (Change::Delete, None) => {}
+            (Change::Update(ops), Some(_)) => {
+                meridian_core::crdt::check_ops(ops, ks.max_value_bytes as usize)?;
+            }
+            (Change::Put(_) | Change::Delete, Some(kind)) => {
+                return Err(CoreError::WrongCrdtOp {
+                    op: if matches!(req.change, Change::Put(_)) {
+                        "put"
+                    } else {
+                        "delete"
+                    }
+                    .into(),
+                    kind: format!("{kind} keyspace (it takes {kind} operations with update)"),
+                }
+                .into());
+            }
+            (Change::Update(_), None) => {
+                return Err(CoreError::WrongCrdtOp {
+                    op: "update".into(),
+                    kind: format!(
+                        "{} keyspace (it takes get, put and delete; CRDT operations need a \
+                         keyspace of kind counter, set, map, register, mvregister or flag)",
+                        ks.kind
+                    ),
+                }
+                .into());
+            }
         }
         self.keeper.open_context(&ks, req.key, req.context)?;
         if !matches!(req.request_id.len(), 0 | 16) {
@@ -251,9 +293,27 @@ impl Engine {
                 .map_err(|_| CoreError::MalformedRequestId { len })?,
         };
         let sync = ks.sync_writes.unwrap_or(self.default_sync);
+        let value = match req.change {
+            Change::Put(v) => Some(v.as_slice()),
+            Change::Delete => None,
+            Change::Update(ops) => {
+                let update = ClientUpdate {
+                    key: req.key,
+                    ops,
+                    context: req.context,
+                    request_id,
+                };
+                let _guard = self.locks.lock(key_hash(ks.id(), req.key));
+                let minted = self.keeper.update(&ks, update, wall_ms(), sync)?;
+                if minted.duplicate {
+                    self.metrics.duplicate_writes.inc();
+                }
+                return Ok(minted);
+            }
+        };
         let write = ClientWrite {
             key: req.key,
-            value: req.value,
+            value,
             context: req.context,
             request_id,
         };

@@ -58,7 +58,10 @@ impl NodeError {
                 | CoreError::ForeignContext
                 | CoreError::MalformedRequestId { .. }
                 | CoreError::MalformedStorageKey(_)
-                | CoreError::InvalidKeyspace(_) => Code::InvalidArgument,
+                | CoreError::InvalidKeyspace(_)
+                | CoreError::InvalidUpdate(_)
+                | CoreError::WrongCrdtOp { .. } => Code::InvalidArgument,
+                CoreError::CounterOverflow { .. } => Code::OutOfRange,
                 CoreError::TooManySiblings { .. } | CoreError::ClockOverflow { .. } => {
                     Code::FailedPrecondition
                 }

@@ -9,7 +9,7 @@
 //! - `/metrics` (Prometheus text), `/health`, `/v1/keyspaces`.
 
 use crate::cluster::Cluster;
-use crate::cluster::coordinator::WriteOp;
+use crate::cluster::coordinator::{Change, WriteOp};
 use crate::error::{NodeError, code_name};
 use axum::Router;
 use axum::body::Bytes;
@@ -128,12 +128,16 @@ async fn data_inner(
             Ok(resp)
         }
         Method::PUT | Method::POST | Method::DELETE => {
-            let value = (*method != Method::DELETE).then(|| body.to_vec());
+            let change = if *method == Method::DELETE {
+                Change::Delete
+            } else {
+                Change::Put(body.to_vec())
+            };
             let ack = cluster
                 .write(WriteOp {
                     keyspace: keyspace.clone(),
                     key: key.to_vec(),
-                    value,
+                    change,
                     context: context.to_vec(),
                     request_id: request_id.to_vec(),
                     consistency,

@@ -158,6 +158,70 @@ pub enum Value {
     Map(BTreeMap<Field, Value>),
 }
 
+/// Operations in one update.
+pub const MAX_OPS: usize = 1_000;
+/// Bytes of a map field's name.
+pub const MAX_FIELD_NAME: usize = 256;
+/// Maps nested in maps.
+pub const MAX_DEPTH: usize = 8;
+
+/// Checks an update against the limits before anything is applied: a set element or a
+/// register value may be as large as a value of the keyspace.
+pub fn check_ops(ops: &[Op], max_value_bytes: usize) -> Result<(), CoreError> {
+    if ops.is_empty() || ops.len() > MAX_OPS {
+        return Err(CoreError::InvalidUpdate(format!(
+            "{} operations; an update takes 1 to {MAX_OPS}",
+            ops.len()
+        )));
+    }
+    ops.iter()
+        .try_for_each(|op| check_op(op, max_value_bytes, 0))
+}
+
+fn check_op(op: &Op, max: usize, depth: usize) -> Result<(), CoreError> {
+    let too_big = |what: &str, len: usize| {
+        CoreError::InvalidUpdate(format!(
+            "{what} is {len} bytes; the keyspace limit is {max} bytes"
+        ))
+    };
+    match op {
+        Op::Add(e) | Op::Remove(e) => {
+            if e.is_empty() {
+                return Err(CoreError::InvalidUpdate(format!(
+                    "`{}` names no elements",
+                    op.name()
+                )));
+            }
+            if let Some(big) = e.iter().find(|e| e.len() > max) {
+                return Err(too_big("a set element", big.len()));
+            }
+        }
+        Op::Assign(v) if v.len() > max => return Err(too_big("a register value", v.len())),
+        Op::Update { field, op } => {
+            check_field(field, depth)?;
+            check_op(op, max, depth + 1)?;
+        }
+        Op::RemoveField(field) => check_field(field, depth)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_field(field: &Field, depth: usize) -> Result<(), CoreError> {
+    if field.name.is_empty() || field.name.len() > MAX_FIELD_NAME {
+        return Err(CoreError::InvalidUpdate(format!(
+            "a field name is {} bytes; names are 1 to {MAX_FIELD_NAME} bytes",
+            field.name.len()
+        )));
+    }
+    if depth >= MAX_DEPTH {
+        return Err(CoreError::InvalidUpdate(format!(
+            "maps nest more than {MAX_DEPTH} deep"
+        )));
+    }
+    Ok(())
+}
+
 /// Hands out the coordinator's new dots for one operation, and the timestamp it writes at.
 pub struct Minter {
     pub actor: ActorId,

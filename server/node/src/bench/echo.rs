@@ -38,6 +38,11 @@ impl Handler for EchoHandler {
                 context: self.context.clone(),
                 siblings: Vec::new(),
             }),
+            Some(pb::operation::Op::Update(_) | pb::operation::Op::Fetch(_)) => {
+                return crate::grpc::ops::failure(&crate::error::NodeError::InvalidArgument(
+                    "the echo server answers get, put and delete only".into(),
+                ));
+            }
             Some(pb::operation::Op::Delete(_)) | None => R::Delete(pb::DeleteResponse {
                 context: self.context.clone(),
                 siblings: Vec::new(),

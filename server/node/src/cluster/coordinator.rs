@@ -18,12 +18,21 @@ use meridian_proto::v1 as pb;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// What a write does to its key.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put(Vec<u8>),
+    Delete,
+    /// Operations on a key of a CRDT keyspace.
+    Update(Vec<meridian_core::crdt::Op>),
+}
+
 /// A client write, owned so it can cross tasks and the network.
 #[derive(Debug, Clone)]
 pub struct WriteOp {
     pub keyspace: String,
     pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
+    pub change: Change,
     pub context: Vec<u8>,
     pub request_id: Vec<u8>,
     pub consistency: Option<Consistency>,
@@ -35,7 +44,7 @@ impl WriteOp {
         WriteRequest {
             keyspace: &self.keyspace,
             key: &self.key,
-            value: self.value.as_deref(),
+            change: &self.change,
             context: &self.context,
             request_id: &self.request_id,
         }
@@ -45,8 +54,8 @@ impl WriteOp {
         let consistency = self
             .consistency
             .map_or(0, |c| pb::Consistency::from(c) as i32);
-        let op = match &self.value {
-            Some(v) => pb::operation::Op::Put(pb::PutRequest {
+        let op = match &self.change {
+            Change::Put(v) => pb::operation::Op::Put(pb::PutRequest {
                 keyspace: self.keyspace.clone(),
                 key: self.key.clone().into(),
                 value: v.clone().into(),
@@ -55,9 +64,18 @@ impl WriteOp {
                 consistency,
                 w: self.explicit_acks,
             }),
-            None => pb::operation::Op::Delete(pb::DeleteRequest {
+            Change::Delete => pb::operation::Op::Delete(pb::DeleteRequest {
                 keyspace: self.keyspace.clone(),
                 key: self.key.clone().into(),
+                context: self.context.clone().into(),
+                request_id: self.request_id.clone().into(),
+                consistency,
+                w: self.explicit_acks,
+            }),
+            Change::Update(ops) => pb::operation::Op::Update(pb::UpdateRequest {
+                keyspace: self.keyspace.clone(),
+                key: self.key.clone().into(),
+                ops: ops.iter().map(meridian_proto::crdt::op_to_wire).collect(),
                 context: self.context.clone().into(),
                 request_id: self.request_id.clone().into(),
                 consistency,
@@ -123,7 +141,7 @@ impl Cluster {
                 message: status.message,
             });
         }
-        Ok(crate::grpc::ops::write_ack(result.result))
+        crate::grpc::ops::write_ack(result.result)
     }
 
     /// A write forwarded to this node by a non-replica: coordinate it here, never forward
@@ -361,6 +379,44 @@ impl Cluster {
         consistency: Option<Consistency>,
         explicit: u32,
     ) -> NodeResult<ReadReply> {
+        let (ks, merged) = self
+            .read_object(keyspace, key, consistency, explicit)
+            .await?;
+        if ks.kind.crdt().is_some() {
+            return Err(meridian_core::CoreError::WrongCrdtOp {
+                op: "get".into(),
+                kind: format!("{} keyspace (read it with fetch)", ks.kind),
+            }
+            .into());
+        }
+        Ok(self.engine.reply_for(ks.id(), key, merged.as_ref()))
+    }
+
+    /// A CRDT key's value and context, read at the level asked.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        keyspace: &str,
+        key: &[u8],
+        consistency: Option<Consistency>,
+        explicit: u32,
+    ) -> NodeResult<(meridian_core::crdt::Value, Vec<u8>)> {
+        let ks = self.engine.keyspaces().get(keyspace)?;
+        // Refuses a fetch of an opaque keyspace before any replica is asked.
+        self.engine.fetch_reply(&ks, key, None)?;
+        let (ks, merged) = self
+            .read_object(keyspace, key, consistency, explicit)
+            .await?;
+        self.engine.fetch_reply(&ks, key, merged.as_ref())
+    }
+
+    /// Reads a key's object from enough replicas for the level, merged (and repaired).
+    async fn read_object(
+        self: &Arc<Self>,
+        keyspace: &str,
+        key: &[u8],
+        consistency: Option<Consistency>,
+        explicit: u32,
+    ) -> NodeResult<(Arc<meridian_core::KeyspaceSpec>, Option<StoredObject>)> {
         let ks = self.engine.keyspaces().get(keyspace)?;
         meridian_core::limits::check_key(key)?;
         let level = consistency.unwrap_or(ks.read_consistency);
@@ -382,8 +438,7 @@ impl Cluster {
         )?;
         // Fast path: this node alone meets the level and no repair pass is due.
         if machine.local_only() {
-            let obj = self.engine.local_object(&skey)?;
-            return Ok(self.engine.reply_for(ks.id(), key, obj.as_ref()));
+            return Ok((ks, self.engine.local_object(&skey)?));
         }
         let effects = machine.start();
         let payload = Payload {
@@ -399,6 +454,6 @@ impl Cluster {
         let merged: Option<StoredObject> = rx
             .await
             .map_err(|_| NodeError::Internal("read ended without an answer".into()))??;
-        Ok(self.engine.reply_for(ks.id(), key, merged.as_ref()))
+        Ok((ks, merged))
     }
 }

@@ -1,7 +1,7 @@
 //! The `meridian.v1.Peer` service: what other nodes ask of this one.
 
 use super::Cluster;
-use super::coordinator::WriteOp;
+use super::coordinator::{Change, WriteOp};
 use super::membership::now_ms;
 use crate::error::NodeError;
 use crate::grpc::ops;
@@ -276,7 +276,7 @@ impl pb::peer_server::Peer for PeerService {
             Op::Put(p) => WriteOp {
                 keyspace: p.keyspace,
                 key: p.key.to_vec(),
-                value: Some(p.value.to_vec()),
+                change: Change::Put(p.value.to_vec()),
                 context: p.context.to_vec(),
                 request_id: p.request_id.to_vec(),
                 consistency: ops::consistency(p.consistency)?,
@@ -285,20 +285,20 @@ impl pb::peer_server::Peer for PeerService {
             Op::Delete(d) => WriteOp {
                 keyspace: d.keyspace,
                 key: d.key.to_vec(),
-                value: None,
+                change: Change::Delete,
                 context: d.context.to_vec(),
                 request_id: d.request_id.to_vec(),
                 consistency: ops::consistency(d.consistency)?,
                 explicit_acks: d.w,
             },
-            Op::Get(_) => {
+            Op::Update(u) => ops::update_op(u)?,
+            Op::Get(_) | Op::Fetch(_) => {
                 return Err(NodeError::InvalidArgument("reads are never forwarded".into()).into());
             }
         };
-        let is_put = write.value.is_some();
+        let change = write.change.clone();
         let result = match self.cluster.write_forwarded(write).await {
-            Ok(ack) if is_put => ops::success(ops::put_result(ack)),
-            Ok(ack) => ops::success(ops::delete_result(ack)),
+            Ok(ack) => ops::success(ops::write_result(&change, ack)),
             Err(e) => ops::failure(&e),
         };
         Ok(Response::new(result))

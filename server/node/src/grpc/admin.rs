@@ -4,7 +4,7 @@ use crate::cluster::Cluster;
 use crate::cluster::membership::now_ms;
 use crate::error::NodeError;
 use crate::grpc::layout_admin;
-use meridian_core::{KeyspaceSpec, ValueKind};
+use meridian_core::KeyspaceSpec;
 use meridian_proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,16 +30,8 @@ pub struct NodeFacts {
 
 /// Protocol spec → core spec, filling defaults, refusing what cannot be right.
 pub fn spec_from_proto(p: pb::KeyspaceSpec, facts: &NodeFacts) -> Result<KeyspaceSpec, NodeError> {
-    let kind = match pb::ValueKind::try_from(p.kind) {
-        Ok(pb::ValueKind::Unspecified | pb::ValueKind::Siblings) => ValueKind::Siblings,
-        Ok(pb::ValueKind::Lww) => ValueKind::Lww,
-        Err(_) => {
-            return Err(NodeError::InvalidArgument(format!(
-                "unknown value kind {}; expected siblings or lww",
-                p.kind
-            )));
-        }
-    };
+    let kind =
+        meridian_proto::crdt::value_kind_from_wire(p.kind).map_err(NodeError::InvalidArgument)?;
     let mut spec = KeyspaceSpec::new(p.name, kind);
     spec.replication = p.replication.into_iter().collect();
     if let Some(c) = crate::grpc::ops::consistency(p.read_consistency)? {
@@ -68,10 +60,7 @@ pub fn spec_to_proto(s: &KeyspaceSpec) -> pb::Keyspace {
         id: s.id(),
         spec: Some(pb::KeyspaceSpec {
             name: s.name.clone(),
-            kind: match s.kind {
-                ValueKind::Siblings => pb::ValueKind::Siblings,
-                ValueKind::Lww => pb::ValueKind::Lww,
-            } as i32,
+            kind: pb::ValueKind::from(s.kind) as i32,
             replication: s.replication.clone().into_iter().collect(),
             read_consistency: consistency(s.read_consistency),
             write_consistency: consistency(s.write_consistency),

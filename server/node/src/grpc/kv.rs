@@ -68,6 +68,26 @@ impl<H: Handler> pb::kv_server::Kv for KvService<H> {
         }
     }
 
+    async fn update(
+        &self,
+        req: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::UpdateResponse>, Status> {
+        match self.unary(Op::Update(req.into_inner())).await?.result {
+            Some(R::Update(u)) => Ok(Response::new(u)),
+            _ => Err(wrong_result()),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        req: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        match self.unary(Op::Fetch(req.into_inner())).await?.result {
+            Some(R::Fetch(f)) => Ok(Response::new(f)),
+            _ => Err(wrong_result()),
+        }
+    }
+
     async fn batch(
         &self,
         req: Request<pb::BatchRequest>,

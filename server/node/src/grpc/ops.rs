@@ -2,7 +2,7 @@
 //! and the engine, shared by the unary, batch and streaming RPCs.
 
 use crate::cluster::Cluster;
-use crate::cluster::coordinator::WriteOp;
+use crate::cluster::coordinator::{Change, WriteOp};
 use crate::engine::WriteAck;
 use crate::error::{NodeError, NodeResult};
 use crate::grpc::session::Handler;
@@ -22,7 +22,7 @@ impl Handler for ClusterHandler {
     async fn handle(&self, op: pb::Operation) -> pb::OperationResult {
         let Some(op) = op.op else {
             return failure(&NodeError::InvalidArgument(
-                "operation is empty: set get, put or delete".into(),
+                "operation is empty: set get, put, delete, update or fetch".into(),
             ));
         };
         match op {
@@ -49,6 +49,14 @@ impl Handler for ClusterHandler {
             },
             Op::Delete(d) => match delete(&self.cluster, d).await {
                 Ok(ack) => success(delete_result(ack)),
+                Err(e) => failure(&e),
+            },
+            Op::Update(u) => match update(&self.cluster, u).await {
+                Ok(ack) => success(update_result(ack)),
+                Err(e) => failure(&e),
+            },
+            Op::Fetch(f) => match fetch(&self.cluster, &f).await {
+                Ok(reply) => success(R::Fetch(reply)),
                 Err(e) => failure(&e),
             },
         }
@@ -86,16 +94,39 @@ pub fn delete_result(ack: WriteAck) -> R {
     })
 }
 
-/// A put's or delete's acknowledgement back from the wire (a forwarded write's answer).
-pub fn write_ack(result: Option<R>) -> WriteAck {
-    let (context, siblings) = match result {
-        Some(R::Put(p)) => (p.context, p.siblings),
-        Some(R::Delete(d)) => (d.context, d.siblings),
+/// The wire form of an update's acknowledgement.
+pub fn update_result(ack: WriteAck) -> R {
+    R::Update(pb::UpdateResponse {
+        value: ack.value.as_ref().map(meridian_proto::crdt::value_to_wire),
+        context: ack.context.into(),
+    })
+}
+
+/// A write's acknowledgement back from the wire (a forwarded write's answer).
+pub fn write_ack(result: Option<R>) -> NodeResult<WriteAck> {
+    let (context, siblings, value) = match result {
+        Some(R::Put(p)) => (p.context, p.siblings, None),
+        Some(R::Delete(d)) => (d.context, d.siblings, None),
+        Some(R::Update(u)) => (u.context, Vec::new(), u.value),
         _ => Default::default(),
     };
-    WriteAck {
+    let value = value
+        .map(meridian_proto::crdt::value_from_wire)
+        .transpose()
+        .map_err(|e| NodeError::Internal(format!("a forwarded update's answer: {e}")))?;
+    Ok(WriteAck {
         context: context.to_vec(),
         siblings: siblings.into_iter().map(|b| b.to_vec()).collect(),
+        value,
+    })
+}
+
+/// The wire form of a forwarded write's outcome, whichever kind it was.
+pub fn write_result(change: &Change, ack: WriteAck) -> R {
+    match change {
+        Change::Put(_) => put_result(ack),
+        Change::Delete => delete_result(ack),
+        Change::Update(_) => update_result(ack),
     }
 }
 
@@ -105,7 +136,7 @@ pub async fn put(cluster: &Arc<Cluster>, p: pb::PutRequest) -> NodeResult<WriteA
             consistency: consistency(p.consistency)?,
             keyspace: p.keyspace,
             key: p.key.to_vec(),
-            value: Some(p.value.to_vec()),
+            change: Change::Put(p.value.to_vec()),
             context: p.context.to_vec(),
             request_id: p.request_id.to_vec(),
             explicit_acks: p.w,
@@ -119,12 +150,45 @@ pub async fn delete(cluster: &Arc<Cluster>, d: pb::DeleteRequest) -> NodeResult<
             consistency: consistency(d.consistency)?,
             keyspace: d.keyspace,
             key: d.key.to_vec(),
-            value: None,
+            change: Change::Delete,
             context: d.context.to_vec(),
             request_id: d.request_id.to_vec(),
             explicit_acks: d.w,
         })
         .await
+}
+
+/// A wire update as the cluster takes it (from a client, or forwarded by a peer).
+pub fn update_op(u: pb::UpdateRequest) -> NodeResult<WriteOp> {
+    let ops = u
+        .ops
+        .into_iter()
+        .map(meridian_proto::crdt::op_from_wire)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(NodeError::InvalidArgument)?;
+    Ok(WriteOp {
+        consistency: consistency(u.consistency)?,
+        keyspace: u.keyspace,
+        key: u.key.to_vec(),
+        change: Change::Update(ops),
+        context: u.context.to_vec(),
+        request_id: u.request_id.to_vec(),
+        explicit_acks: u.w,
+    })
+}
+
+pub async fn update(cluster: &Arc<Cluster>, u: pb::UpdateRequest) -> NodeResult<WriteAck> {
+    cluster.write(update_op(u)?).await
+}
+
+pub async fn fetch(cluster: &Arc<Cluster>, f: &pb::FetchRequest) -> NodeResult<pb::FetchResponse> {
+    let (value, context) = cluster
+        .fetch(&f.keyspace, &f.key, consistency(f.consistency)?, f.r)
+        .await?;
+    Ok(pb::FetchResponse {
+        value: Some(meridian_proto::crdt::value_to_wire(&value)),
+        context: context.into(),
+    })
 }
 
 pub fn ok() -> pb::Status {

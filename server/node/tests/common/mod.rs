@@ -345,12 +345,24 @@ impl TestCluster {
 
     /// Creates a keyspace and waits until every running node knows it.
     pub async fn create_keyspace(&self, name: &str, replication: &[(&str, u32)]) {
+        self.create_keyspace_of(name, meridian_sdk::ValueKind::Siblings, replication)
+            .await;
+    }
+
+    /// Creates a keyspace of a value kind and waits until every running node knows it.
+    pub async fn create_keyspace_of(
+        &self,
+        name: &str,
+        kind: meridian_sdk::ValueKind,
+        replication: &[(&str, u32)],
+    ) {
         use meridian_sdk::proto as pb;
         let mut admin = self.admin(0).await;
         admin
             .create_keyspace(pb::CreateKeyspaceRequest {
                 spec: Some(pb::KeyspaceSpec {
                     name: name.into(),
+                    kind: pb::ValueKind::from(kind) as i32,
                     replication: replication
                         .iter()
                         .map(|(d, n)| (d.to_string(), *n))
