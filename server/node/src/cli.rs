@@ -30,6 +30,21 @@ pub enum Command {
     /// Manage keyspaces.
     #[command(subcommand)]
     Keyspace(KeyspaceCommand),
+    /// Counter keyspaces: incr, decr, get. Prints the value (JSON) after the operation.
+    #[command(subcommand)]
+    Counter(CounterCommand),
+    /// Set keyspaces: add, remove, members.
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Flag keyspaces: enable, disable, get.
+    #[command(subcommand)]
+    Flag(FlagCommand),
+    /// Register and mvregister keyspaces: set, get.
+    #[command(subcommand)]
+    Register(RegisterCommand),
+    /// Any CRDT keyspace (maps too): update with JSON operations, fetch as JSON.
+    #[command(subcommand)]
+    Crdt(CrdtCommand),
     /// Show the node's identity and addresses.
     Node(EndpointArgs),
     /// Cluster administration: members, ring, hints, inspect, decommission.
@@ -152,6 +167,69 @@ pub struct PutArgs {
     pub value: String,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct AmountArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(default_value_t = 1, allow_negative_numbers = true)]
+    pub by: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ElementsArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(required = true)]
+    pub elements: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CounterCommand {
+    /// Add BY (default 1; may be negative).
+    Incr(AmountArgs),
+    /// Subtract BY (default 1).
+    Decr(AmountArgs),
+    Get(KeyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    Add(ElementsArgs),
+    /// Remove elements: the adds the --context saw, or all the replica holds.
+    Remove(ElementsArgs),
+    Members(KeyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagCommand {
+    Enable(KeyArgs),
+    Disable(KeyArgs),
+    Get(KeyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegisterCommand {
+    /// Assign a value (`-` reads standard input).
+    Set(PutArgs),
+    Get(KeyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrdtCommand {
+    /// Apply operations given as JSON, e.g.
+    /// '[{"update": {"field": "visits:counter", "op": {"increment": 1}}}]'.
+    Update(OpsArgs),
+    Fetch(KeyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A JSON array of operations (see the HTTP API in the README).
+    pub ops: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeyspaceCommand {
     /// Create a keyspace (identical re-creation is a no-op).
@@ -165,7 +243,7 @@ pub struct KeyspaceCreateArgs {
     #[command(flatten)]
     pub endpoint: EndpointArgs,
     pub name: String,
-    /// siblings (default) or lww.
+    /// siblings (default), lww, or a CRDT: counter, set, map, register, mvregister, flag.
     #[arg(long, default_value = "siblings")]
     pub kind: String,
     /// Replicas per datacenter, e.g. dc1=3,dc2=3.

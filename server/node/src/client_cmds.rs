@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use meridian_sdk::{Client, Consistency, Context, ReadOptions, WriteOptions, proto as pb};
 use std::io::{Read, Write};
 
-async fn connect(e: &EndpointArgs) -> anyhow::Result<Client> {
+pub(crate) async fn connect(e: &EndpointArgs) -> anyhow::Result<Client> {
     Client::builder([e.endpoint.clone()])
         .streams_per_endpoint(1)
         .connect()
@@ -13,7 +13,7 @@ async fn connect(e: &EndpointArgs) -> anyhow::Result<Client> {
         .with_context(|| format!("connecting to {}", e.endpoint))
 }
 
-fn parse_common(a: &KeyArgs) -> anyhow::Result<(Option<Context>, Option<Consistency>)> {
+pub(crate) fn parse_common(a: &KeyArgs) -> anyhow::Result<(Option<Context>, Option<Consistency>)> {
     let ctx = a.context.as_deref().map(Context::from_base64).transpose()?;
     let c = a
         .consistency

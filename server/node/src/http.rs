@@ -6,6 +6,9 @@
 //!   write may carry `meridian-request-id` (a uuid) to make retries idempotent.
 //! - One value → 200 with the raw bytes; several → 300 Multiple Choices with every sibling
 //!   in a JSON body; none → 404. Errors are JSON `{"error": {"code", "message"}}`.
+//! - CRDT keyspaces: `GET /v1/crdt/{keyspace}/{key}` fetches, `POST` with
+//!   `{"ops": [...], "context": "..."}` updates; both answer `{"value": ..., "context": ...}`
+//!   (the JSON forms are in `crdt_json.rs`).
 //! - `/metrics` (Prometheus text), `/health`, `/v1/keyspaces`.
 
 use crate::cluster::Cluster;
@@ -22,6 +25,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use meridian_core::Consistency;
 use meridian_core::keyspace::DEFAULT_KEYSPACE;
 use serde::Deserialize;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,6 +35,7 @@ pub const REQUEST_ID_HEADER: &str = "meridian-request-id";
 pub fn router(cluster: Arc<Cluster>) -> Router {
     Router::new()
         .route("/v1/data/{*rest}", axum::routing::any(data))
+        .route("/v1/crdt/{*rest}", axum::routing::any(crdt))
         .route("/v1/keyspaces", get(keyspaces))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
@@ -51,6 +56,16 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
 #[derive(Debug, Deserialize)]
 struct DataQuery {
     consistency: Option<String>,
+}
+
+impl DataQuery {
+    fn consistency(&self) -> Result<Option<Consistency>, NodeError> {
+        self.consistency
+            .as_deref()
+            .map(str::parse::<Consistency>)
+            .transpose()
+            .map_err(NodeError::InvalidArgument)
+    }
 }
 
 async fn data(
@@ -75,35 +90,10 @@ async fn data_inner(
     q: DataQuery,
     body: Bytes,
 ) -> Result<Response, NodeError> {
-    let (keyspace, key) = parse_data_path(uri.path())?;
-    let consistency = q
-        .consistency
-        .as_deref()
-        .map(str::parse::<Consistency>)
-        .transpose()
-        .map_err(NodeError::InvalidArgument)?;
-    let context = match headers.get(CONTEXT_HEADER) {
-        None => Vec::new(),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| malformed_context("header is not ASCII"))?;
-            URL_SAFE_NO_PAD
-                .decode(s.trim())
-                .map_err(|e| malformed_context(&format!("not base64url: {e}")))?
-        }
-    };
-    let request_id = match headers.get(REQUEST_ID_HEADER) {
-        None => Vec::new(),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
-            .map(|u| u.as_bytes().to_vec())
-            .ok_or_else(|| {
-                NodeError::InvalidArgument(format!("{REQUEST_ID_HEADER} must be a uuid"))
-            })?,
-    };
+    let (keyspace, key) = parse_path("/v1/data/", uri.path())?;
+    let consistency = q.consistency()?;
+    let context = context_header(headers)?;
+    let request_id = request_id_header(headers)?;
     match *method {
         Method::GET | Method::HEAD => {
             let reply = cluster.read(&keyspace, &key, consistency, 0).await?;
@@ -163,15 +153,114 @@ async fn data_inner(
     }
 }
 
-/// `/v1/data/{key}` or `/v1/data/{keyspace}/{key}`, each segment percent-decoded to bytes.
-fn parse_data_path(path: &str) -> Result<(String, Vec<u8>), NodeError> {
-    let rest = path.strip_prefix("/v1/data/").unwrap_or("");
+fn context_header(headers: &HeaderMap) -> Result<Vec<u8>, NodeError> {
+    match headers.get(CONTEXT_HEADER) {
+        None => Ok(Vec::new()),
+        Some(v) => context_from_text(
+            v.to_str()
+                .map_err(|_| malformed_context("header is not ASCII"))?,
+        ),
+    }
+}
+
+fn context_from_text(s: &str) -> Result<Vec<u8>, NodeError> {
+    URL_SAFE_NO_PAD
+        .decode(s.trim())
+        .map_err(|e| malformed_context(&format!("not base64url: {e}")))
+}
+
+fn request_id_header(headers: &HeaderMap) -> Result<Vec<u8>, NodeError> {
+    match headers.get(REQUEST_ID_HEADER) {
+        None => Ok(Vec::new()),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+            .map(|u| u.as_bytes().to_vec())
+            .ok_or_else(|| {
+                NodeError::InvalidArgument(format!("{REQUEST_ID_HEADER} must be a uuid"))
+            }),
+    }
+}
+
+async fn crdt(
+    State(cluster): State<Arc<Cluster>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<DataQuery>,
+    body: Bytes,
+) -> Response {
+    match crdt_inner(&cluster, &method, &uri, &headers, q, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn crdt_inner(
+    cluster: &Arc<Cluster>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: DataQuery,
+    body: Bytes,
+) -> Result<Response, NodeError> {
+    let (keyspace, key) = parse_path("/v1/crdt/", uri.path())?;
+    let consistency = q.consistency()?;
+    let (value, context) = match *method {
+        Method::GET | Method::HEAD => cluster.fetch(&keyspace, &key, consistency, 0).await?,
+        Method::POST | Method::PUT => {
+            let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                NodeError::InvalidArgument(format!(
+                    "the body is not JSON ({e}); send {{\"ops\": [...], \"context\": \"...\"}}"
+                ))
+            })?;
+            let ops = crate::crdt_json::ops_from_json(json.get("ops").unwrap_or(&json!(null)))?;
+            let context = match json.get("context") {
+                Some(serde_json::Value::String(c)) => context_from_text(c)?,
+                Some(serde_json::Value::Null) | None => context_header(headers)?,
+                Some(_) => return Err(malformed_context("\"context\" must be a string")),
+            };
+            let ack = cluster
+                .write(WriteOp {
+                    keyspace,
+                    key,
+                    change: Change::Update(ops),
+                    context,
+                    request_id: request_id_header(headers)?,
+                    consistency,
+                    explicit_acks: 0,
+                })
+                .await?;
+            let value = ack.value.ok_or_else(|| {
+                NodeError::Internal("an update was acknowledged without its value".into())
+            })?;
+            (value, ack.context)
+        }
+        _ => {
+            return Ok(error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                tonic::Code::InvalidArgument,
+                &format!("method {method} not allowed; use GET to fetch or POST to update"),
+            ));
+        }
+    };
+    let ctx = URL_SAFE_NO_PAD.encode(&context);
+    let body = json!({ "value": crate::crdt_json::value_to_json(&value), "context": ctx });
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    insert_context(&mut resp, &ctx);
+    Ok(resp)
+}
+
+/// `{prefix}{key}` or `{prefix}{keyspace}/{key}`, each segment percent-decoded to bytes.
+fn parse_path(prefix: &str, path: &str) -> Result<(String, Vec<u8>), NodeError> {
+    let rest = path.strip_prefix(prefix).unwrap_or("");
     let segments: Vec<&str> = rest.split('/').collect();
     let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
     let bad = || {
         NodeError::InvalidArgument(format!(
-            "bad data path {path:?}: expected /v1/data/{{key}} or /v1/data/{{keyspace}}/{{key}} \
-             with the key percent-encoded (a '/' in a key is %2F)"
+            "bad path {path:?}: expected {prefix}{{key}} or {prefix}{{keyspace}}/{{key}} with \
+             the key percent-encoded (a '/' in a key is %2F)"
         ))
     };
     match segments.as_slice() {
@@ -257,16 +346,19 @@ mod tests {
     #[test]
     fn data_paths() {
         assert_eq!(
-            parse_data_path("/v1/data/k%2Fx").unwrap(),
+            parse_path("/v1/data/", "/v1/data/k%2Fx").unwrap(),
             ("default".to_string(), b"k/x".to_vec())
         );
         assert_eq!(
-            parse_data_path("/v1/data/carts/%FF%00").unwrap(),
+            parse_path("/v1/data/", "/v1/data/carts/%FF%00").unwrap(),
             ("carts".to_string(), vec![0xff, 0])
         );
-        assert!(parse_data_path("/v1/data/a/b/c").is_err());
-        assert!(parse_data_path("/v1/data//k").is_err());
+        assert!(parse_path("/v1/data/", "/v1/data/a/b/c").is_err());
+        assert!(parse_path("/v1/data/", "/v1/data//k").is_err());
         // An empty key parses; the engine refuses it with the key limit.
-        assert_eq!(parse_data_path("/v1/data/").unwrap().1, Vec::<u8>::new());
+        assert_eq!(
+            parse_path("/v1/data/", "/v1/data/").unwrap().1,
+            Vec::<u8>::new()
+        );
     }
 }

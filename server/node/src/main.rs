@@ -6,6 +6,8 @@ mod cli;
 mod client_cmds;
 mod cluster;
 mod config;
+mod crdt_cmds;
+mod crdt_json;
 mod dev;
 mod engine;
 mod error;
@@ -89,6 +91,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(a) => client_cmds::delete(a).await,
         Command::Keyspace(KeyspaceCommand::Create(a)) => client_cmds::keyspace_create(a).await,
         Command::Keyspace(KeyspaceCommand::List(a)) => client_cmds::keyspace_list(a).await,
+        Command::Counter(c) => crdt_cmds::counter(c).await,
+        Command::Set(c) => crdt_cmds::set(c).await,
+        Command::Flag(c) => crdt_cmds::flag(c).await,
+        Command::Register(c) => crdt_cmds::register(c).await,
+        Command::Crdt(c) => crdt_cmds::crdt(c).await,
         Command::Node(a) => client_cmds::node(a).await,
         Command::Admin(c) => admin_cmds::run(c).await,
         Command::Dev(a) => dev::run(a).await,

@@ -285,3 +285,157 @@ async fn counters_and_sets_updated_on_both_sides_of_a_dc_partition_converge() {
         .await;
     }
 }
+
+/// Runs the `meridian` CLI against a node: (stdout, stderr, success).
+async fn cli(node: &Node, args: &[&str]) -> (String, String, bool) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--endpoint", &node.grpc]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(&all)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the command finishes in time")
+        .expect("run meridian");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_http_api_speak_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    for (name, kind) in [("hits", "counter"), ("carts", "set"), ("profiles", "map")] {
+        let (_, err, ok) = cli(&node, &["keyspace", "create", name, "--kind", kind]).await;
+        assert!(ok, "{err}");
+    }
+    let (_, err, ok) = cli(&node, &["keyspace", "create", "x", "--kind", "bag"]).await;
+    assert!(
+        !ok && err.contains("expected one of siblings, lww, counter"),
+        "{err}"
+    );
+
+    assert_eq!(
+        cli(&node, &["counter", "incr", "-k", "hits", "home"])
+            .await
+            .0,
+        "1"
+    );
+    assert_eq!(
+        cli(&node, &["counter", "incr", "-k", "hits", "home", "-5"])
+            .await
+            .0,
+        "-4"
+    );
+    assert_eq!(
+        cli(&node, &["counter", "decr", "-k", "hits", "home", "6"])
+            .await
+            .0,
+        "-10"
+    );
+    assert_eq!(
+        cli(&node, &["counter", "get", "-k", "hits", "home"])
+            .await
+            .0,
+        "-10"
+    );
+    assert_eq!(
+        cli(&node, &["set", "add", "-k", "carts", "u1", "b", "a"])
+            .await
+            .0,
+        r#"["a","b"]"#
+    );
+    assert_eq!(
+        cli(&node, &["set", "remove", "-k", "carts", "u1", "a"])
+            .await
+            .0,
+        r#"["b"]"#
+    );
+    let ops = r#"[{"update": {"field": "visits:counter", "op": {"increment": 2}}},
+                  {"update": {"field": "prefs:map", "op": {"update": {"field": "dark:flag", "op": {"enable": true}}}}}]"#;
+    assert_eq!(
+        cli(&node, &["crdt", "update", "-k", "profiles", "u1", ops])
+            .await
+            .0,
+        r#"{"prefs:map":{"dark:flag":true},"visits:counter":2}"#
+    );
+    let (_, err, ok) = cli(
+        &node,
+        &["crdt", "update", "-k", "profiles", "u1", r#"[{"grow": 1}]"#],
+    )
+    .await;
+    assert!(!ok && err.contains("unknown operation \"grow\""), "{err}");
+
+    // HTTP: the same keys, JSON in and out, the context in the body and the header.
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}/v1/crdt/{path}", node.http);
+    let got: serde_json::Value = http
+        .get(url("hits/home"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert_eq!(got["value"], serde_json::json!(-10));
+    let r = http
+        .post(url("carts/u1"))
+        .body(r#"{"ops": [{"add": ["c", {"base64": "/w=="}]}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("meridian-context").is_some());
+    let got: serde_json::Value = r
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert_eq!(
+        got["value"],
+        serde_json::json!(["b", "c", {"base64": "/w=="}])
+    );
+    // A remove with the fetch's context.
+    let ctx = got["context"].as_str().unwrap().to_string();
+    let body = serde_json::json!({ "ops": [{"remove": ["b"]}], "context": ctx });
+    let got: serde_json::Value = http
+        .post(url("carts/u1"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert_eq!(got["value"], serde_json::json!(["c", {"base64": "/w=="}]));
+    // Errors: JSON that is not an update, a put into a counter keyspace.
+    let r = http.post(url("hits/home")).body("{").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("not JSON"),
+        "{e}"
+    );
+    let r = http
+        .put(format!("{}/v1/data/hits/home", node.http))
+        .body("5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert_eq!(e["error"]["code"], "INVALID_ARGUMENT");
+}
