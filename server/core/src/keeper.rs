@@ -81,6 +81,25 @@ pub struct Minted {
     pub duplicate: bool,
 }
 
+/// What a client write does to its key, owned so it can cross tasks and the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Put(Vec<u8>),
+    Delete,
+    /// Operations on a key of a CRDT keyspace.
+    Update(Vec<Op>),
+}
+
+impl Change {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Put(_) => "put",
+            Change::Delete => "delete",
+            Change::Update(_) => "update",
+        }
+    }
+}
+
 /// A client's CRDT update as the keeper takes it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientUpdate<'a> {

@@ -230,12 +230,7 @@ impl Engine {
     /// Applies a put or delete as the key's coordinating replica: mints the new version and
     /// returns the new context and the object to replicate.
     pub fn mint(&self, req: &WriteRequest<'_>) -> NodeResult<Minted> {
-        let op = match req.change {
-            Change::Put(_) => "put",
-            Change::Delete => "delete",
-            Change::Update(_) => "update",
-        };
-        self.observe(op, || self.write_inner(req))
+        self.observe(req.change.name(), || self.write_inner(req))
     }
 
     /// Checks a write as the coordinator would, without applying it (used before forwarding,
@@ -251,12 +246,7 @@ impl Engine {
             }
             (Change::Put(_) | Change::Delete, Some(kind)) => {
                 return Err(CoreError::WrongCrdtOp {
-                    op: if matches!(req.change, Change::Put(_)) {
-                        "put"
-                    } else {
-                        "delete"
-                    }
-                    .into(),
+                    op: req.change.name().into(),
                     kind: format!("{kind} keyspace (it takes {kind} operations with update)"),
                 }
                 .into());

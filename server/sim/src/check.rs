@@ -7,13 +7,20 @@
 //! - siblings stay bounded by write concurrency: live values are distinct values that
 //!   clients wrote, no more than the writers plus the writes sent blind (no or an old
 //!   context) plus the writes whose outcome their client never learned;
-//! - every node holds the same layout history.
+//! - every node holds the same layout history;
+//! - CRDT keys: a counter holds at least the sum of its acknowledged increments and at most
+//!   the sum of every attempt sent (a retry that reaches a replica which has not yet heard of
+//!   the first attempt applies it again: request ids deduplicate only where the first
+//!   attempt's record has arrived, as with any counter that is not coordinated); a set holds
+//!   every acknowledged add of an element no one removed, and nothing never added.
 
 use crate::client::Record;
 use crate::node::SimNode;
+use meridian_core::crdt::{Crdt, CrdtKind, Field, Op, Value};
 use meridian_core::partition::{partition_of, storage_key};
 use meridian_core::replica;
 use meridian_core::{KeyspaceSpec, StoredObject, ValueKind};
+use std::collections::BTreeMap as Map;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `view`: a live node with the newest layout, whose ownership the checks use.
@@ -121,8 +128,36 @@ pub fn check(
                 .iter()
                 .filter(|r| r.keyspace == ks.name && r.key == key)
                 .collect();
-            check_key(&name, ks, &live, &writes, died, &mut violations);
-            if violations.len() > before && std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some() {
+            match ks.kind.crdt() {
+                Some(kind) => {
+                    check_crdt(&name, kind, object.as_ref(), &writes, died, &mut violations)
+                }
+                None => check_key(&name, ks, &live, &writes, died, &mut violations),
+            }
+            if violations.len() > before
+                && ks.kind.crdt().is_some()
+                && std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some()
+            {
+                for r in &writes {
+                    eprintln!(
+                        "  {name} update {:?} by c{} acked {} attempts {}",
+                        r.ops, r.client, r.acked, r.attempts
+                    );
+                }
+                for n in nodes {
+                    let state = n.keeper().load(&skey).ok().flatten();
+                    eprintln!(
+                        "  node {} {} up {} inc {}: {}",
+                        n.id,
+                        n.dc,
+                        n.up,
+                        n.incarnation,
+                        state.map(|o| o.describe()).unwrap_or_default()
+                    );
+                }
+            } else if violations.len() > before
+                && std::env::var_os("MERIDIAN_SIM_VERBOSE").is_some()
+            {
                 for r in &writes {
                     eprintln!(
                         "  {name} write {:?} by c{} seen {:?} acked {} attempts {} blind {}",
@@ -327,6 +362,163 @@ fn check_key(
             live.len(),
             writers.len()
         ));
+    }
+}
+
+fn check_crdt(
+    name: &str,
+    kind: CrdtKind,
+    object: Option<&StoredObject>,
+    writes: &[&Record],
+    died: bool,
+    violations: &mut Vec<String>,
+) {
+    let value = match object {
+        None => Crdt::new(kind).value(),
+        Some(StoredObject::Crdt(c)) => c.state.value(),
+        Some(other) => {
+            violations.push(format!("{name}: holds a {} object", other.kind_name()));
+            return;
+        }
+    };
+    let top = |r: &Record| r.ops.clone();
+    match value {
+        Value::Counter(v) => check_counter(name, v, writes, died, &top, violations),
+        Value::Set(m) => check_set(name, &m, writes, died, &top, violations),
+        Value::Map(fields) => {
+            // The workload's fields (see `Client::crdt_ops`): each judged like a key of its
+            // own type, over the operations that reached it.
+            let inner = |path: &'static [&'static str]| {
+                move |r: &Record| -> Vec<Op> {
+                    let mut ops = r.ops.clone();
+                    for step in path {
+                        ops = ops
+                            .into_iter()
+                            .filter_map(|op| match op {
+                                Op::Update { field, op } if field.name == *step => Some(*op),
+                                _ => None,
+                            })
+                            .collect();
+                    }
+                    ops
+                }
+            };
+            let get =
+                |f: &Map<Field, Value>, n: &str, k: CrdtKind| f.get(&Field::new(n, k)).cloned();
+            let visits = get(&fields, "visits", CrdtKind::Counter).unwrap_or(Value::Counter(0));
+            if let Value::Counter(v) = visits {
+                check_counter(
+                    &format!("{name}.visits"),
+                    v,
+                    writes,
+                    died,
+                    &inner(&["visits"]),
+                    violations,
+                );
+            }
+            let tags = get(&fields, "tags", CrdtKind::Set).unwrap_or(Value::Set(Vec::new()));
+            if let Value::Set(m) = tags {
+                check_set(
+                    &format!("{name}.tags"),
+                    &m,
+                    writes,
+                    died,
+                    &inner(&["tags"]),
+                    violations,
+                );
+            }
+            // Nothing disables the flag: an acknowledged enable keeps it on, and it is on
+            // only if some enable was sent.
+            let enables = inner(&["prefs", "dark"]);
+            let sent = writes.iter().any(|r| !enables(r).is_empty());
+            let kept = writes
+                .iter()
+                .filter(|r| r.acked && !(died && r.single_copy))
+                .any(|r| !enables(r).is_empty());
+            let dark = match get(&fields, "prefs", CrdtKind::Map) {
+                Some(Value::Map(p)) => get(&p, "dark", CrdtKind::Flag) == Some(Value::Flag(true)),
+                _ => false,
+            };
+            if (kept && !dark) || (dark && !sent) {
+                violations.push(format!(
+                    "{name}.prefs.dark is {dark}; an enable was sent: {sent}, acknowledged: {kept}"
+                ));
+            }
+        }
+        other => violations.push(format!("{name}: unexpected value {other:?}")),
+    }
+}
+
+fn check_counter(
+    name: &str,
+    v: i64,
+    writes: &[&Record],
+    died: bool,
+    ops: &dyn Fn(&Record) -> Vec<Op>,
+    violations: &mut Vec<String>,
+) {
+    let amount = |r: &Record| -> i64 {
+        ops(r)
+            .iter()
+            .map(|op| match op {
+                Op::Increment(n) => *n,
+                _ => 0,
+            })
+            .sum()
+    };
+    let attempted: i64 = writes
+        .iter()
+        .map(|r| amount(r) * i64::from(r.attempts))
+        .sum();
+    let acked: i64 = writes
+        .iter()
+        .filter(|r| r.acked && !(died && r.single_copy))
+        .map(|r| amount(r))
+        .sum();
+    if v < acked || v > attempted {
+        violations.push(format!(
+            "{name}: counter is {v}; acknowledged increments sum to {acked}, attempts to \
+             {attempted}"
+        ));
+    }
+}
+
+fn check_set(
+    name: &str,
+    members: &[serde_bytes::ByteBuf],
+    writes: &[&Record],
+    died: bool,
+    ops: &dyn Fn(&Record) -> Vec<Op>,
+    violations: &mut Vec<String>,
+) {
+    let elements = |r: &Record, add: bool| -> Vec<Vec<u8>> {
+        ops(r)
+            .into_iter()
+            .flat_map(|op| match op {
+                Op::Add(e) if add => e,
+                Op::Remove(e) if !add => e,
+                _ => Vec::new(),
+            })
+            .map(|b| b.into_vec())
+            .collect()
+    };
+    let added: BTreeSet<Vec<u8>> = writes.iter().flat_map(|r| elements(r, true)).collect();
+    let removed: BTreeSet<Vec<u8>> = writes.iter().flat_map(|r| elements(r, false)).collect();
+    let members: BTreeSet<Vec<u8>> = members.iter().map(|b| b.to_vec()).collect();
+    for m in members.difference(&added) {
+        violations.push(format!("{name}: member {} was never added", show(m)));
+    }
+    for e in writes
+        .iter()
+        .filter(|r| r.acked && !(died && r.single_copy))
+        .flat_map(|r| elements(r, true))
+    {
+        if !removed.contains(&e) && !members.contains(&e) {
+            violations.push(format!(
+                "{name}: acknowledged add of {} is lost (no one removed it)",
+                show(&e)
+            ));
+        }
     }
 }
 

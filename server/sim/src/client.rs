@@ -5,7 +5,10 @@
 
 use crate::msg::{Req, Resp};
 use crate::rng::Rng;
+use meridian_core::crdt::{CrdtKind, Field, Op};
+use meridian_core::keeper::Change;
 use meridian_core::{ActorId, Consistency};
+use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 
 /// One write as the client issued it.
@@ -14,8 +17,10 @@ pub struct Record {
     pub client: usize,
     pub keyspace: String,
     pub key: Vec<u8>,
-    /// `None`: a delete.
+    /// `None`: a delete, or a CRDT update.
     pub value: Option<Vec<u8>>,
+    /// A CRDT update's operations.
+    pub ops: Vec<Op>,
     /// The live values of the reply whose context this write sent.
     pub seen: Vec<Vec<u8>>,
     /// Sent with no context or an outdated one: may add a sibling.
@@ -39,8 +44,9 @@ enum OpKind {
     Read,
 }
 
+/// The operation in flight.
 #[derive(Debug)]
-struct Op {
+struct InFlight {
     rpc: u64,
     kind: OpKind,
     req: Req,
@@ -54,7 +60,7 @@ pub struct Client {
     pub dc: String,
     pub ops_left: u32,
     known: BTreeMap<(String, Vec<u8>), Vec<Known>>,
-    op: Option<Op>,
+    op: Option<InFlight>,
     next_rpc: u64,
     written: u64,
     /// Where the current operation was last sent: a retry goes there again first, so the
@@ -137,6 +143,9 @@ impl Client {
         let key = format!("k{}", rng.range(0, keys as u64)).into_bytes();
         let ks_key = (ks.clone(), key.clone());
         let rpc = self.rpc();
+        if let Some(ops) = self.crdt_ops(rng, &ks, &key, records) {
+            return self.send_update(rng, rpc, ks_key, ops, records);
+        }
         if rng.chance(0.35) {
             let level = *rng.pick(READ_LEVELS)?;
             let req = Req::ClientRead {
@@ -145,7 +154,7 @@ impl Client {
                 level,
                 repair: rng.chance(0.1),
             };
-            self.op = Some(Op {
+            self.op = Some(InFlight {
                 rpc,
                 kind: OpKind::Read,
                 req: req.clone(),
@@ -170,6 +179,7 @@ impl Client {
             keyspace: ks.clone(),
             key: key.clone(),
             value: value.clone(),
+            ops: Vec::new(),
             seen: known.as_ref().map(|k| k.values.clone()).unwrap_or_default(),
             blind,
             acked: false,
@@ -184,13 +194,114 @@ impl Client {
         let req = Req::ClientWrite {
             keyspace: ks,
             key,
-            value,
+            change: value.map_or(Change::Delete, Change::Put),
             context: known.map(|k| k.context).unwrap_or_default(),
             request_id,
             level,
             forwarded: false,
         };
-        self.op = Some(Op {
+        self.op = Some(InFlight {
+            rpc,
+            kind: OpKind::Write(records.len() - 1),
+            req: req.clone(),
+            attempts: 0,
+            ks_key,
+        });
+        Some(Next::Send { rpc, req })
+    }
+
+    /// The operations of a CRDT update when `ks` is a CRDT keyspace: counters take
+    /// increments; carts take adds of new elements and removes of ones this client added.
+    fn crdt_ops(
+        &mut self,
+        rng: &mut Rng,
+        ks: &str,
+        key: &[u8],
+        records: &[Record],
+    ) -> Option<Vec<Op>> {
+        match ks {
+            "counters" => Some(vec![Op::Increment(rng.range(1, 10) as i64)]),
+            "carts" => {
+                let mine: Vec<&ByteBuf> = records
+                    .iter()
+                    .filter(|r| r.client == self.index && r.keyspace == ks && r.key == key)
+                    .flat_map(|r| r.ops.iter())
+                    .filter_map(|op| match op {
+                        Op::Add(e) => e.first(),
+                        _ => None,
+                    })
+                    .collect();
+                if !mine.is_empty() && rng.chance(0.3) {
+                    let e = (*rng.pick(&mine)?).clone();
+                    return Some(vec![Op::Remove(vec![e])]);
+                }
+                self.written += 1;
+                let e = format!("c{}-{}", self.index, self.written).into_bytes();
+                Some(vec![Op::Add(vec![ByteBuf::from(e)])])
+            }
+            "profiles" => {
+                let field = |name: &str, kind| Field::new(name, kind);
+                let update = |f: Field, op: Op| Op::Update {
+                    field: f,
+                    op: Box::new(op),
+                };
+                self.written += 1;
+                let tag = format!("c{}-{}", self.index, self.written).into_bytes();
+                let mut ops = vec![update(
+                    field("visits", CrdtKind::Counter),
+                    Op::Increment(rng.range(1, 5) as i64),
+                )];
+                if rng.chance(0.5) {
+                    ops.push(update(
+                        field("tags", CrdtKind::Set),
+                        Op::Add(vec![ByteBuf::from(tag)]),
+                    ));
+                }
+                if rng.chance(0.2) {
+                    ops.push(update(
+                        field("prefs", CrdtKind::Map),
+                        update(field("dark", CrdtKind::Flag), Op::Enable),
+                    ));
+                }
+                Some(ops)
+            }
+            _ => None,
+        }
+    }
+
+    fn send_update(
+        &mut self,
+        rng: &mut Rng,
+        rpc: u64,
+        ks_key: (String, Vec<u8>),
+        ops: Vec<Op>,
+        records: &mut Vec<Record>,
+    ) -> Option<Next> {
+        let mut request_id = rng.bytes16();
+        request_id[0] = self.index as u8;
+        let level = *rng.pick(WRITE_LEVELS)?;
+        records.push(Record {
+            client: self.index,
+            keyspace: ks_key.0.clone(),
+            key: ks_key.1.clone(),
+            value: None,
+            ops: ops.clone(),
+            seen: Vec::new(),
+            blind: true,
+            acked: false,
+            attempts: 1,
+            single_copy: matches!(level, Consistency::One | Consistency::LocalOne),
+        });
+        let req = Req::ClientWrite {
+            keyspace: ks_key.0.clone(),
+            key: ks_key.1.clone(),
+            change: Change::Update(ops),
+            context: Vec::new(),
+            request_id,
+            level,
+            forwarded: false,
+        };
+        self.op = Some(InFlight {
             rpc,
             kind: OpKind::Write(records.len() - 1),
             req: req.clone(),

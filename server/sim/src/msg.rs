@@ -22,11 +22,11 @@ pub enum Req {
     },
     /// A replica's state of one key.
     Read { skey: Vec<u8> },
-    /// A client's put (`value`) or delete.
+    /// A client's put, delete or CRDT update.
     ClientWrite {
         keyspace: String,
         key: Vec<u8>,
-        value: Option<Vec<u8>>,
+        change: meridian_core::keeper::Change,
         context: Vec<u8>,
         request_id: [u8; 16],
         level: Consistency,

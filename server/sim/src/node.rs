@@ -9,7 +9,7 @@ use meridian_core::coordinate::{
     WriteCoordinator, WriteRoute, route_write,
 };
 use meridian_core::handoff::{self, HintRoute, Redirect};
-use meridian_core::keeper::{ClientWrite, Keeper, KeeperError, WriteAck};
+use meridian_core::keeper::{Change, ClientUpdate, ClientWrite, Keeper, KeeperError, WriteAck};
 use meridian_core::layout::agent::{LayoutAgent, PeerLayout};
 use meridian_core::layout::ownership::Ownership;
 use meridian_core::layout::streaming::{StreamGate, StreamPlan};
@@ -690,7 +690,7 @@ impl SimNode {
             Req::ClientWrite {
                 keyspace,
                 key,
-                value,
+                change,
                 context,
                 request_id,
                 level,
@@ -710,7 +710,7 @@ impl SimNode {
                             let req = Req::ClientWrite {
                                 keyspace,
                                 key,
-                                value,
+                                change,
                                 context,
                                 request_id,
                                 level,
@@ -731,14 +731,33 @@ impl SimNode {
                         return self.respond(origin, Resp::Written(Err(e.to_string())), ctx);
                     }
                 };
-                let write = ClientWrite {
-                    key: &key,
-                    value: value.as_deref(),
-                    context: &context,
-                    request_id,
-                };
                 let durable = ks.sync_writes == Some(true);
-                let minted = match self.keeper.mint(&ks, write, ctx.now + self.skew, durable) {
+                let now = ctx.now + self.skew;
+                let value = match &change {
+                    Change::Put(v) => Some(v.as_slice()),
+                    Change::Delete | Change::Update(_) => None,
+                };
+                let applied = match &change {
+                    Change::Update(ops) => {
+                        let update = ClientUpdate {
+                            key: &key,
+                            ops,
+                            context: &context,
+                            request_id,
+                        };
+                        self.keeper.update(&ks, update, now, durable)
+                    }
+                    Change::Put(_) | Change::Delete => {
+                        let write = ClientWrite {
+                            key: &key,
+                            value,
+                            context: &context,
+                            request_id,
+                        };
+                        self.keeper.mint(&ks, write, now, durable)
+                    }
+                };
+                let minted = match applied {
                     Ok(m) => m,
                     Err(e) => {
                         return self.respond(origin, Resp::Written(Err(format!("{e:?}"))), ctx);

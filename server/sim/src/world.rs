@@ -11,6 +11,7 @@ use crate::client::{Client, Next, Record};
 use crate::msg::{Msg, Req};
 use crate::node::{Ctx, Output, SimNode, Timer};
 use crate::rng::Rng;
+use meridian_core::keeper::Change;
 use meridian_core::layout::{LayoutHistory, LayoutMember, Role, StagedChange};
 use meridian_core::partition::partition_of;
 use meridian_core::{ActorId, Consistency, KeyspaceSpec, ValueKind};
@@ -220,14 +221,18 @@ pub fn run_scenario(seed: u64, scenario: Scenario) -> Report {
     }
 }
 
-/// Three keyspaces in every DC; two of them also in `future`, a DC that may be added during
-/// the run (its nodes must then stream them from the others before they serve).
+/// Six keyspaces in every DC (three of them CRDTs); the durable ones also in `future`, a DC
+/// that may be added during the run (its nodes must then stream them from the others
+/// before they serve).
 fn keyspaces(dcs: &[String], future: &str) -> Vec<KeyspaceSpec> {
     let mut out = Vec::new();
     for (name, kind, sync) in [
         ("durable", ValueKind::Siblings, true),
         ("volatile", ValueKind::Siblings, false),
         ("lww", ValueKind::Lww, true),
+        ("counters", ValueKind::Counter, true),
+        ("carts", ValueKind::Set, true),
+        ("profiles", ValueKind::Map, true),
     ] {
         let mut ks = KeyspaceSpec::new(name, kind);
         ks.sync_writes = Some(sync);
@@ -900,13 +905,17 @@ fn detail(event: &Event) -> String {
             Req::ClientWrite {
                 keyspace,
                 key,
-                value,
+                change,
                 level,
                 ..
             } => format!(
-                "{keyspace}/{} = {:?} {level}",
+                "{keyspace}/{} {} {level}",
                 String::from_utf8_lossy(key),
-                value.as_deref().map(String::from_utf8_lossy)
+                match change {
+                    Change::Put(v) => format!("= {:?}", String::from_utf8_lossy(v)),
+                    Change::Delete => "deleted".into(),
+                    Change::Update(ops) => format!("{ops:?}"),
+                }
             ),
             Req::ClientRead {
                 keyspace,

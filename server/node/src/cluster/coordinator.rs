@@ -18,14 +18,7 @@ use meridian_proto::v1 as pb;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// What a write does to its key.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Put(Vec<u8>),
-    Delete,
-    /// Operations on a key of a CRDT keyspace.
-    Update(Vec<meridian_core::crdt::Op>),
-}
+pub use meridian_core::keeper::Change;
 
 /// A client write, owned so it can cross tasks and the network.
 #[derive(Debug, Clone)]
