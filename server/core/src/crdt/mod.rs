@@ -26,6 +26,7 @@
 
 pub mod counter;
 pub mod dots;
+pub mod encoding;
 pub mod flag;
 pub mod object;
 pub mod register;

@@ -1,16 +1,25 @@
 //! A CRDT value with its context: what a key of a CRDT keyspace holds, and what a delta is.
 
 use super::dots::DotContext;
+use super::encoding::Encoded;
 use super::typed::Store;
 use super::{CrdtKind, Minter, Op, Value};
 use crate::actor::ActorId;
 use crate::error::CoreError;
 use serde::{Deserialize, Serialize};
 
+/// Encoded through [`super::encoding`]: an actor table and short dots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Encoded", try_from = "Encoded")]
 pub struct Crdt {
     ctx: DotContext,
     store: Store,
+}
+
+impl From<Crdt> for Encoded {
+    fn from(c: Crdt) -> Self {
+        Encoded::from(&c)
+    }
 }
 
 impl Crdt {
@@ -19,6 +28,10 @@ impl Crdt {
             ctx: DotContext::default(),
             store: Store::empty(kind),
         }
+    }
+
+    pub(crate) fn from_parts(ctx: DotContext, store: Store) -> Self {
+        Self { ctx, store }
     }
 
     pub fn kind(&self) -> CrdtKind {

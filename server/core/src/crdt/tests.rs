@@ -394,3 +394,35 @@ proptest! {
         prop_assert_eq!(encode(&all_deltas), encode(&all_states));
     }
 }
+
+#[test]
+fn the_encoding_names_each_actor_once_and_refuses_what_no_join_makes() {
+    let mut r = vec![Crdt::new(CrdtKind::Set); 3];
+    for i in 0..3 {
+        apply(&mut r, i, &[Op::Add(vec![bytes(&format!("e{i}"))])], 1);
+    }
+    let merged = r[0].join(&r[1]).unwrap().join(&r[2]).unwrap();
+    let bytes_ = encode(&merged);
+    let back: Crdt = postcard::from_bytes(&bytes_).unwrap();
+    assert_eq!(back, merged);
+    // Three actors of 16 bytes, each named once.
+    assert!(bytes_.len() < 3 * 16 + 40, "{} bytes", bytes_.len());
+    let obj = crate::object::StoredObject::Crdt(crate::object::CrdtObject {
+        state: merged,
+        recent: Vec::new(),
+    });
+    let mut enc = obj.encode();
+    assert_eq!(crate::object::StoredObject::decode(&enc).unwrap(), obj);
+    // Every truncation or flipped byte is an error or a valid object, never a panic.
+    for cut in 0..enc.len() {
+        let _ = crate::object::StoredObject::decode(&enc[..cut]);
+    }
+    for i in 1..enc.len() {
+        enc[i] ^= 0x5a;
+        if let Ok(crate::object::StoredObject::Crdt(c)) = crate::object::StoredObject::decode(&enc)
+        {
+            assert!(c.state.is_valid());
+        }
+        enc[i] ^= 0x5a;
+    }
+}

@@ -94,12 +94,14 @@ impl Store {
         }
     }
 
-    /// Whether every field holds the kind its name says, all the way down (decoded input).
+    /// Whether every field holds the kind its name says, all the way down, and no slot is
+    /// empty (decoded input: a join never leaves an empty slot behind).
     pub fn is_well_typed(&self) -> bool {
         match self {
             Store::Map(fields) => fields
                 .iter()
                 .all(|(f, s)| s.kind() == f.kind && !s.is_bottom() && s.is_well_typed()),
+            Store::Set(elements) => elements.0.values().all(|d| !d.is_bottom()),
             _ => true,
         }
     }

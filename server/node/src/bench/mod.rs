@@ -63,6 +63,9 @@ pub struct BenchArgs {
     pub streams: usize,
     #[arg(long)]
     pub no_progress: bool,
+    /// Consistency of the `incr` workload's increments (default: the keyspace's).
+    #[arg(long)]
+    pub consistency: Option<String>,
 }
 
 /// One system under test.
@@ -72,6 +75,7 @@ trait Target: Send + Sync {
     async fn read(&self, key: &str) -> anyhow::Result<usize>;
     async fn write(&self, key: &str, value: Bytes) -> anyhow::Result<()>;
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    async fn increment(&self, key: &str) -> anyhow::Result<()>;
 }
 
 /// Meridian through the SDK. Updates carry the latest context this client holds for the key
@@ -82,6 +86,7 @@ struct MeridianTarget {
     keyspace: String,
     contexts: Vec<Mutex<HashMap<String, Context>>>,
     max_siblings: AtomicUsize,
+    write_options: meridian_sdk::WriteOptions,
 }
 
 impl MeridianTarget {
@@ -131,6 +136,15 @@ impl Target for MeridianTarget {
             .await?;
         Ok(())
     }
+
+    /// At the level `--consistency` names (else the keyspace's).
+    async fn increment(&self, key: &str) -> anyhow::Result<()> {
+        let ops = vec![meridian_sdk::crdt::Op::Increment(1)];
+        self.client
+            .apply_with(&self.keyspace, key, ops, None, &self.write_options)
+            .await?;
+        Ok(())
+    }
 }
 
 struct RedisTarget {
@@ -171,6 +185,14 @@ impl Target for RedisTarget {
             .await?;
         Ok(())
     }
+
+    async fn increment(&self, key: &str) -> anyhow::Result<()> {
+        let _: i64 = redis::cmd("INCR")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -194,6 +216,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 keyspace: args.keyspace.clone(),
                 contexts: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
                 max_siblings: AtomicUsize::new(0),
+                write_options: meridian_sdk::WriteOptions {
+                    consistency: args
+                        .consistency
+                        .as_deref()
+                        .map(meridian_sdk::consistency_from_name)
+                        .transpose()?,
+                    ..Default::default()
+                },
             };
             let label = if args.target == "echo" {
                 "grpc echo".to_string()
@@ -340,7 +370,9 @@ async fn run_workload(
                     }
                     None => Instant::now(),
                 };
-                let r = if w.sessions {
+                let r = if w.increments {
+                    target.increment(&key_name(zipf.next(&mut rng))).await
+                } else if w.sessions {
                     let key = format!("session:{c}:{created}");
                     let r = target.write(&key, value.clone()).await;
                     created += 1;

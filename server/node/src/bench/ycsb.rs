@@ -12,6 +12,9 @@ pub struct Workload {
     /// fixed number of keys stays live while keys churn through (a session store). Shows
     /// whether tombstones keep the disk growing.
     pub sessions: bool,
+    /// Not YCSB: every operation increments a counter (Meridian's counter CRDT, Redis
+    /// INCR), on keys chosen as the other workloads choose them.
+    pub increments: bool,
 }
 
 impl Workload {
@@ -21,24 +24,34 @@ impl Workload {
                 name: 'A',
                 read_fraction: 0.5,
                 sessions: false,
+                increments: false,
             }),
             "b" => Ok(Self {
                 name: 'B',
                 read_fraction: 0.95,
                 sessions: false,
+                increments: false,
             }),
             "c" => Ok(Self {
                 name: 'C',
                 read_fraction: 1.0,
                 sessions: false,
+                increments: false,
             }),
             "sessions" => Ok(Self {
                 name: 'S',
                 read_fraction: 0.0,
                 sessions: true,
+                increments: false,
+            }),
+            "incr" => Ok(Self {
+                name: 'I',
+                read_fraction: 0.0,
+                sessions: false,
+                increments: true,
             }),
             other => Err(format!(
-                "unknown workload {other:?}; expected a, b, c or sessions"
+                "unknown workload {other:?}; expected a, b, c, sessions or incr"
             )),
         }
     }
