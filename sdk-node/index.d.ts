@@ -27,6 +27,13 @@ export declare class Client {
   /** Deletes a key; with a context it removes what that read saw. */
   delete(keyspace: string, key: BytesArg, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<WriteResult>
   /**
+   * Applies CRDT operations (JSON form, e.g. [{increment: 5}]) to a key of a CRDT
+   * keyspace, in order and all or none; resolves to the value after them.
+   */
+  apply(keyspace: string, key: BytesArg, ops: Array<object>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<Fetched>
+  /** Reads a key of a CRDT keyspace; a key never updated reads as its type's empty value. */
+  fetch(keyspace: string, key: BytesArg, options?: ReadOpts | undefined | null): Promise<Fetched>
+  /**
    * Reads a key, merges its siblings with the resolver (or the keyspace's) and writes the
    * merge back. Resolves to the value, or null for a missing key.
    */
@@ -75,6 +82,16 @@ export declare class Keyspace {
   put(key: BytesArg, value: BytesArg, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<WriteResult>
   /** Deletes a key; with a context it removes what that read saw. */
   delete(key: BytesArg, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<WriteResult>
+  /**
+   * Applies CRDT operations (JSON form, e.g. [{increment: 5}]) to a key of this CRDT
+   * keyspace, in order and all or none; resolves to the value after them.
+   */
+  apply(key: BytesArg, ops: Array<object>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<Fetched>
+  /**
+   * Reads a key of this CRDT keyspace; a key never updated reads as its type's empty
+   * value.
+   */
+  fetch(key: BytesArg, options?: ReadOpts | undefined | null): Promise<Fetched>
   /** Reads a key, merges its siblings and writes the merge back. */
   getResolved(key: BytesArg, resolver?: ResolverFn | undefined | null, options?: ReadOpts | undefined | null): Promise<Buffer | null>
   /** Read-modify-write: `fn(current) => new value`, or null to delete the key. */
@@ -101,6 +118,16 @@ export interface ClientOptions {
 
 /** Connects to a cluster; rejects with UNAVAILABLE when no endpoint answers. */
 export declare function connect(endpoints: string | Array<string>, options?: ClientOptions | undefined | null): Promise<Client>
+
+/**
+ * A CRDT key's value in its JSON form (a counter is a number, a set an array, a map an
+ * object of "name:kind" fields; bytes are strings, or {base64} when not UTF-8) and the
+ * context that scopes later removes to what it showed.
+ */
+export interface Fetched {
+  value: any
+  context: Buffer
+}
 
 /** A keyspace handle's defaults. */
 export interface HandleOptions {

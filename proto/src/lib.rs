@@ -6,6 +6,7 @@
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 pub mod crdt;
+pub mod crdt_json;
 
 pub mod v1 {
     tonic::include_proto!("meridian.v1");

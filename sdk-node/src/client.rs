@@ -4,8 +4,8 @@
 use crate::errors::to_js;
 use crate::resolver::{JsResolver, ResolverFn, UpdateFn, call_update};
 use crate::values::{
-    BytesArg, GetResult, KeyspaceInfo, KeyspaceSpec, ReadOpts, WriteOpts, WriteResult, context,
-    keyspace_options, millis, read_options, to_bytes, write_options,
+    BytesArg, Fetched, GetResult, KeyspaceInfo, KeyspaceSpec, ReadOpts, WriteOpts, WriteResult,
+    context, keyspace_options, millis, read_options, to_bytes, write_options,
 };
 use meridian_sdk::Resolver;
 use napi::bindgen_prelude::{Buffer, Either};
@@ -116,6 +116,33 @@ impl Client {
         options: Option<WriteOpts>,
     ) -> napi::Result<WriteResult> {
         ops::delete(self.inner.keyspace(keyspace), key, context, options).await
+    }
+
+    /// Applies CRDT operations (JSON form, e.g. [{increment: 5}]) to a key of a CRDT
+    /// keyspace, in order and all or none; resolves to the value after them.
+    #[napi(
+        ts_args_type = "keyspace: string, key: BytesArg, ops: Array<object>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null"
+    )]
+    pub async fn apply(
+        &self,
+        keyspace: String,
+        key: BytesArg,
+        ops: serde_json::Value,
+        context: Option<Buffer>,
+        options: Option<WriteOpts>,
+    ) -> napi::Result<Fetched> {
+        ops::apply(self.inner.keyspace(keyspace), key, ops, context, options).await
+    }
+
+    /// Reads a key of a CRDT keyspace; a key never updated reads as its type's empty value.
+    #[napi]
+    pub async fn fetch(
+        &self,
+        keyspace: String,
+        key: BytesArg,
+        options: Option<ReadOpts>,
+    ) -> napi::Result<Fetched> {
+        ops::fetch(self.inner.keyspace(keyspace), key, options).await
     }
 
     /// Reads a key, merges its siblings with the resolver (or the keyspace's) and writes the
@@ -262,6 +289,28 @@ impl Keyspace {
         ops::delete(self.ks.clone(), key, context, options).await
     }
 
+    /// Applies CRDT operations (JSON form, e.g. [{increment: 5}]) to a key of this CRDT
+    /// keyspace, in order and all or none; resolves to the value after them.
+    #[napi(
+        ts_args_type = "key: BytesArg, ops: Array<object>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null"
+    )]
+    pub async fn apply(
+        &self,
+        key: BytesArg,
+        ops: serde_json::Value,
+        context: Option<Buffer>,
+        options: Option<WriteOpts>,
+    ) -> napi::Result<Fetched> {
+        ops::apply(self.ks.clone(), key, ops, context, options).await
+    }
+
+    /// Reads a key of this CRDT keyspace; a key never updated reads as its type's empty
+    /// value.
+    #[napi]
+    pub async fn fetch(&self, key: BytesArg, options: Option<ReadOpts>) -> napi::Result<Fetched> {
+        ops::fetch(self.ks.clone(), key, options).await
+    }
+
     /// Reads a key, merges its siblings and writes the merge back.
     #[napi]
     pub async fn get_resolved(
@@ -301,6 +350,34 @@ mod ops {
             request_id: None,
         }))?;
         Ok((read_options(Some(o))?, write))
+    }
+
+    pub(super) async fn apply(
+        ks: meridian_sdk::Keyspace,
+        key: BytesArg,
+        ops: serde_json::Value,
+        ctx: Option<Buffer>,
+        options: Option<WriteOpts>,
+    ) -> napi::Result<Fetched> {
+        let ops = meridian_sdk::crdt::ops_from_json(&ops).map_err(to_js)?;
+        let write = write_options(options)?;
+        let ctx = context(ctx);
+        ks.apply_with(to_bytes(key), ops, ctx.as_ref(), &write)
+            .await
+            .map(Fetched::from)
+            .map_err(to_js)
+    }
+
+    pub(super) async fn fetch(
+        ks: meridian_sdk::Keyspace,
+        key: BytesArg,
+        options: Option<ReadOpts>,
+    ) -> napi::Result<Fetched> {
+        let read = read_options(options)?;
+        ks.fetch_with(to_bytes(key), &read)
+            .await
+            .map(Fetched::from)
+            .map_err(to_js)
     }
 
     pub(super) async fn get(

@@ -219,3 +219,21 @@ impl From<meridian_sdk::KeyspaceInfo> for KeyspaceInfo {
         }
     }
 }
+
+/// A CRDT key's value in its JSON form (a counter is a number, a set an array, a map an
+/// object of "name:kind" fields; bytes are strings, or {base64} when not UTF-8) and the
+/// context that scopes later removes to what it showed.
+#[napi(object)]
+pub struct Fetched {
+    pub value: serde_json::Value,
+    pub context: Buffer,
+}
+
+impl From<meridian_sdk::Fetched> for Fetched {
+    fn from(f: meridian_sdk::Fetched) -> Self {
+        Fetched {
+            value: meridian_sdk::crdt::value_to_json(&f.value),
+            context: Buffer::from(f.context.as_bytes().to_vec()),
+        }
+    }
+}

@@ -68,6 +68,8 @@ CASES.cases.forEach((c, n) => {
               return join(all)
             }, resolver)
             break
+          case 'apply': out = await client.apply(ks, key, step.ops, ctx, opts); break
+          case 'fetch': out = await client.fetch(ks, key); break
           case 'create_keyspace':
             out = await client.createKeyspace(ks, { kind: step.kind, replication: step.replication })
             break
@@ -85,6 +87,9 @@ CASES.cases.forEach((c, n) => {
       assert.equal(expect.error, undefined, `${at}: succeeded, expected ${expect.error}`)
       if (expect.siblings) {
         assert.deepEqual(out.siblings.map(String).sort(), [...expect.siblings].sort(), at)
+      }
+      if ('crdt' in expect) {
+        assert.deepEqual(out.value, expect.crdt, at)
       }
       if ('value' in expect) {
         assert.equal(out === null ? null : out.toString(), expect.value, at)

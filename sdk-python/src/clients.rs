@@ -107,6 +107,38 @@ macro_rules! client_methods {
                     .delete(py, key, context, consistency, timeout, request_id)
             }
 
+            /// Applies CRDT operations (JSON form, e.g. [{"increment": 5}]) to a key of a CRDT
+            /// keyspace, in order and all or none; returns the value after them.
+            #[pyo3(signature = (keyspace, key, ops, context=None, *, consistency=None, timeout=None, request_id=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn apply<'py>(
+                &self,
+                py: Python<'py>,
+                keyspace: &str,
+                key: &Bound<'py, PyAny>,
+                ops: &Bound<'py, PyAny>,
+                context: Option<&Bound<'py, PyAny>>,
+                consistency: Option<&str>,
+                timeout: Option<f64>,
+                request_id: Option<&[u8]>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.handle(keyspace)
+                    .apply(py, key, ops, context, consistency, timeout, request_id)
+            }
+
+            /// Reads a key of a CRDT keyspace; a key never updated reads as its type's empty value.
+            #[pyo3(signature = (keyspace, key, *, consistency=None, timeout=None))]
+            fn fetch<'py>(
+                &self,
+                py: Python<'py>,
+                keyspace: &str,
+                key: &Bound<'py, PyAny>,
+                consistency: Option<&str>,
+                timeout: Option<f64>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                self.handle(keyspace).fetch(py, key, consistency, timeout)
+            }
+
             /// Reads a key, merges its siblings with the resolver and writes the merge back.
             #[pyo3(signature = (keyspace, key, resolver=None, *, consistency=None, timeout=None))]
             fn get_resolved<'py>(
@@ -229,6 +261,48 @@ macro_rules! client_methods {
             #[getter]
             fn name(&self) -> &str {
                 self.ks.name()
+            }
+
+            /// Applies CRDT operations (JSON form, e.g. [{"increment": 5}]) to a key of this
+            /// CRDT keyspace, in order and all or none; returns the value after them.
+            #[pyo3(signature = (key, ops, context=None, *, consistency=None, timeout=None, request_id=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn apply<'py>(
+                &self,
+                py: Python<'py>,
+                key: &Bound<'py, PyAny>,
+                ops: &Bound<'py, PyAny>,
+                context: Option<&Bound<'py, PyAny>>,
+                consistency: Option<&str>,
+                timeout: Option<f64>,
+                request_id: Option<&[u8]>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let fut = ops::apply(
+                    self.ks.clone(),
+                    to_bytes("key", key)?,
+                    crate::values::crdt_ops(ops)?,
+                    crate::values::context(context)?,
+                    write_options(consistency, timeout, request_id)?,
+                );
+                <$runner>::run(py, fut)
+            }
+
+            /// Reads a key of this CRDT keyspace; a key never updated reads as its type's empty
+            /// value.
+            #[pyo3(signature = (key, *, consistency=None, timeout=None))]
+            fn fetch<'py>(
+                &self,
+                py: Python<'py>,
+                key: &Bound<'py, PyAny>,
+                consistency: Option<&str>,
+                timeout: Option<f64>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let fut = ops::fetch(
+                    self.ks.clone(),
+                    to_bytes("key", key)?,
+                    read_options(consistency, timeout)?,
+                );
+                <$runner>::run(py, fut)
             }
 
             /// Reads every live sibling of a key.

@@ -23,6 +23,7 @@ fn _meridian(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<clients::AsyncKeyspace>()?;
     m.add_class::<values::GetResult>()?;
     m.add_class::<values::WriteResult>()?;
+    m.add_class::<values::Fetched>()?;
     m.add_class::<values::Context>()?;
     m.add_class::<values::KeyspaceInfo>()?;
     errors::register(m)?;

@@ -3,7 +3,7 @@
 
 use crate::errors::to_py;
 use crate::resolver::{Mode, PyResolver, call, value_of};
-use crate::values::{GetResult, KeyspaceInfo, WriteResult};
+use crate::values::{Fetched, GetResult, KeyspaceInfo, WriteResult};
 use bytes::Bytes;
 use meridian_sdk::{Context, Keyspace, KeyspaceOptions, ReadOptions, Resolver, WriteOptions};
 use pyo3::BoundObject;
@@ -158,6 +158,25 @@ pub(crate) async fn update(
         .await
         .map_err(to_py)?;
     Ok(WriteResult { inner })
+}
+
+pub(crate) async fn apply(
+    ks: Keyspace,
+    key: Bytes,
+    ops: Vec<meridian_sdk::crdt::Op>,
+    context: Option<Context>,
+    write: WriteOptions,
+) -> PyResult<Fetched> {
+    let got = ks
+        .apply_with(key, ops, context.as_ref(), &write)
+        .await
+        .map_err(to_py)?;
+    Ok(Fetched::from(got))
+}
+
+pub(crate) async fn fetch(ks: Keyspace, key: Bytes, read: ReadOptions) -> PyResult<Fetched> {
+    let got = ks.fetch_with(key, &read).await.map_err(to_py)?;
+    Ok(Fetched::from(got))
 }
 
 pub(crate) async fn create_keyspace(

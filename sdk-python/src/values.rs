@@ -258,3 +258,59 @@ impl From<meridian_sdk::KeyspaceInfo> for KeyspaceInfo {
         }
     }
 }
+
+/// A CRDT key's value and the context that scopes later removes to what it showed.
+#[pyclass(frozen, module = "meridian")]
+pub struct Fetched {
+    pub(crate) value: serde_json::Value,
+    pub(crate) context: meridian_sdk::Context,
+}
+
+#[pymethods]
+impl Fetched {
+    /// The value in its JSON form: a counter is an int, a set a list, a register its value or
+    /// None, a flag a bool, a map a dict of "name:kind" fields; bytes are str, or
+    /// {"base64": ...} when not UTF-8.
+    #[getter]
+    fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?
+            .call_method1("loads", (self.value.to_string(),))
+    }
+
+    /// Pass it to `apply` so removes take away only what this fetch showed.
+    #[getter]
+    fn context(&self) -> Context {
+        Context(self.context.clone())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Fetched(value={})", self.value)
+    }
+}
+
+impl From<meridian_sdk::Fetched> for Fetched {
+    fn from(f: meridian_sdk::Fetched) -> Self {
+        Fetched {
+            value: meridian_sdk::crdt::value_to_json(&f.value),
+            context: f.context,
+        }
+    }
+}
+
+/// CRDT operations from their JSON form, given as Python lists and dicts.
+pub(crate) fn crdt_ops(ops: &Bound<'_, PyAny>) -> PyResult<Vec<meridian_sdk::crdt::Op>> {
+    let text: String = ops
+        .py()
+        .import("json")?
+        .call_method1("dumps", (ops,))
+        .map_err(|e| {
+            crate::errors::invalid(format!(
+                "operations must be JSON-like (lists, dicts, str, int, bool; bytes as \
+                 {{\"base64\": ...}}): {e}"
+            ))
+        })?
+        .extract()?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| crate::errors::invalid(format!("operations: {e}")))?;
+    meridian_sdk::crdt::ops_from_json(&json).map_err(crate::errors::to_py)
+}

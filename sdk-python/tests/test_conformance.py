@@ -106,6 +106,10 @@ async def run_case(client, n, case, resolvers, run_id, awaiting):
                     return join(items(current) | ({step["append"]} if "append" in step else set()))
 
                 out = await done(client.update(ks, key, change, resolver))
+            elif op == "apply":
+                out = await done(client.apply(ks, key, step["ops"], ctx, request_id=rid))
+            elif op == "fetch":
+                out = await done(client.fetch(ks, key))
             elif op == "create_keyspace":
                 out = await done(
                     client.create_keyspace(ks, kind=step.get("kind", "siblings"), replication=step.get("replication"))
@@ -121,6 +125,8 @@ async def run_case(client, n, case, resolvers, run_id, awaiting):
         assert "error" not in expect, f"{at}: succeeded, expected {expect['error']}"
         if "siblings" in expect:
             assert sorted(v.decode() for v in out.siblings) == sorted(expect["siblings"]), at
+        if "crdt" in expect:
+            assert out.value == expect["crdt"], f"{at}: {out.value!r}"
         if "value" in expect:
             want = expect["value"]
             assert out == (want.encode() if want is not None else None), at

@@ -144,6 +144,41 @@ impl Client {
     }
 }
 
+impl crate::Keyspace {
+    /// [`Client::apply_with`] on this keyspace, under the handle's write defaults.
+    pub async fn apply_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        ops: Vec<Op>,
+        context: Option<&Context>,
+        opts: &WriteOptions,
+    ) -> Result<Fetched> {
+        self.client()
+            .apply_with(self.name(), key, ops, context, &self.write_options(opts))
+            .await
+    }
+
+    /// [`Client::fetch_with`] on this keyspace, under the handle's read defaults.
+    pub async fn fetch_with(&self, key: impl AsRef<[u8]>, opts: &ReadOptions) -> Result<Fetched> {
+        self.client()
+            .fetch_with(self.name(), key, &self.read_options(opts))
+            .await
+    }
+}
+
+/// Operations from their JSON form (the HTTP API's, see the README): how the Python and
+/// Node.js bindings take them, so the form is parsed in one place.
+pub fn ops_from_json(json: &serde_json::Value) -> Result<Vec<Op>> {
+    meridian_proto::crdt_json::ops_from_json(json)
+        .map_err(|e| Error::new(ErrorCode::InvalidArgument, e))
+}
+
+/// A value in its JSON form: a counter is a number, a set an array, a map an object of
+/// `"name:kind"` fields; bytes are strings, or `{"base64": ...}` when not UTF-8.
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    meridian_proto::crdt_json::value_to_json(value)
+}
+
 /// One key of a CRDT keyspace; the typed handles wrap it.
 #[derive(Clone)]
 struct Handle {

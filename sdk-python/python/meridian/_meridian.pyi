@@ -1,7 +1,7 @@
 """Type stubs of the native module; checked against it by mypy.stubtest in the test command."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Optional, Union, final
+from typing import Any, Optional, Union, final
 
 from typing_extensions import Self
 
@@ -13,6 +13,7 @@ __all__ = [
     "AsyncKeyspace",
     "GetResult",
     "WriteResult",
+    "Fetched",
     "Context",
     "KeyspaceInfo",
     "MeridianError",
@@ -94,6 +95,15 @@ class WriteResult:
     def context(self) -> Context: ...
 
 @final
+class Fetched:
+    """A CRDT key's value (JSON form) and the context that scopes later removes."""
+
+    @property
+    def value(self) -> Any: ...
+    @property
+    def context(self) -> Context: ...
+
+@final
 class KeyspaceInfo:
     """A keyspace as the server describes it."""
 
@@ -136,6 +146,23 @@ class Keyspace:
         timeout: Optional[float] = None,
         request_id: Optional[bytes] = None,
     ) -> WriteResult: ...
+    def apply(
+        self,
+        key: _Bytes,
+        ops: list[dict[str, Any]],
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Fetched: ...
+    def fetch(
+        self,
+        key: _Bytes,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Fetched: ...
     def get_resolved(
         self,
         key: _Bytes,
@@ -199,6 +226,25 @@ class Client:
         timeout: Optional[float] = None,
         request_id: Optional[bytes] = None,
     ) -> WriteResult: ...
+    def apply(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        ops: list[dict[str, Any]],
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Fetched: ...
+    def fetch(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Fetched: ...
     def get_resolved(
         self,
         keyspace: str,
@@ -268,6 +314,23 @@ class AsyncKeyspace:
         timeout: Optional[float] = None,
         request_id: Optional[bytes] = None,
     ) -> Awaitable[WriteResult]: ...
+    def apply(
+        self,
+        key: _Bytes,
+        ops: list[dict[str, Any]],
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[Fetched]: ...
+    def fetch(
+        self,
+        key: _Bytes,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[Fetched]: ...
     def get_resolved(
         self,
         key: _Bytes,
@@ -331,6 +394,25 @@ class AsyncClient:
         timeout: Optional[float] = None,
         request_id: Optional[bytes] = None,
     ) -> Awaitable[WriteResult]: ...
+    def apply(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        ops: list[dict[str, Any]],
+        context: _ContextArg = None,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+        request_id: Optional[bytes] = None,
+    ) -> Awaitable[Fetched]: ...
+    def fetch(
+        self,
+        keyspace: str,
+        key: _Bytes,
+        *,
+        consistency: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Awaitable[Fetched]: ...
     def get_resolved(
         self,
         keyspace: str,

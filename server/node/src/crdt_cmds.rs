@@ -3,7 +3,7 @@
 
 use crate::cli::{CounterCommand, CrdtCommand, FlagCommand, KeyArgs, RegisterCommand, SetCommand};
 use crate::client_cmds::{connect, parse_common};
-use crate::crdt_json::{ops_from_json, value_to_json};
+use meridian_proto::crdt_json::{ops_from_json, value_to_json};
 use meridian_sdk::crdt::{Fetched, Op};
 use meridian_sdk::{ReadOptions, WriteOptions};
 use serde_bytes::ByteBuf;
@@ -96,7 +96,7 @@ pub async fn crdt(c: CrdtCommand) -> anyhow::Result<()> {
         CrdtCommand::Update(a) => {
             let json: serde_json::Value = serde_json::from_str(&a.ops)
                 .map_err(|e| anyhow::anyhow!("the operations are not JSON: {e}"))?;
-            update(&a.key, ops_from_json(&json)?).await
+            update(&a.key, ops_from_json(&json).map_err(anyhow::Error::msg)?).await
         }
         CrdtCommand::Fetch(a) => fetch(&a).await,
     }

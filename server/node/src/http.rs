@@ -215,7 +215,9 @@ async fn crdt_inner(
                     "the body is not JSON ({e}); send {{\"ops\": [...], \"context\": \"...\"}}"
                 ))
             })?;
-            let ops = crate::crdt_json::ops_from_json(json.get("ops").unwrap_or(&json!(null)))?;
+            let ops =
+                meridian_proto::crdt_json::ops_from_json(json.get("ops").unwrap_or(&json!(null)))
+                    .map_err(NodeError::InvalidArgument)?;
             let context = match json.get("context") {
                 Some(serde_json::Value::String(c)) => context_from_text(c)?,
                 Some(serde_json::Value::Null) | None => context_header(headers)?,
@@ -246,7 +248,7 @@ async fn crdt_inner(
         }
     };
     let ctx = URL_SAFE_NO_PAD.encode(&context);
-    let body = json!({ "value": crate::crdt_json::value_to_json(&value), "context": ctx });
+    let body = json!({ "value": meridian_proto::crdt_json::value_to_json(&value), "context": ctx });
     let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
     insert_context(&mut resp, &ctx);
     Ok(resp)

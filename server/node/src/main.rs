@@ -7,7 +7,6 @@ mod client_cmds;
 mod cluster;
 mod config;
 mod crdt_cmds;
-mod crdt_json;
 mod dev;
 mod engine;
 mod error;

@@ -7,8 +7,7 @@ mod common;
 use async_trait::async_trait;
 use bytes::Bytes;
 use meridian_sdk::{
-    Client, Context, Error, ErrorCode, KeyspaceOptions, Resolver, ValueKind, WriteOptions,
-    WriteResult,
+    Client, Context, Error, ErrorCode, KeyspaceOptions, Resolver, WriteOptions, WriteResult,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -93,6 +92,8 @@ fn expected_siblings(expect: &Value) -> Option<Vec<String>> {
 enum Outcome {
     Siblings(Vec<String>, Context),
     Value(Option<String>),
+    /// A CRDT value in its JSON form, and the context of the reply.
+    Crdt(Value, Context),
     Done,
 }
 
@@ -174,12 +175,23 @@ async fn run_step(
                     .await?,
             )
         }
+        "apply" => {
+            let ops = meridian_sdk::crdt::ops_from_json(&step["ops"])?;
+            let got = client
+                .apply_with(&keyspace, &key, ops, context.as_ref(), &opts)
+                .await?;
+            Outcome::Crdt(meridian_sdk::crdt::value_to_json(&got.value), got.context)
+        }
+        "fetch" => {
+            let got = client.fetch(&keyspace, &key).await?;
+            Outcome::Crdt(meridian_sdk::crdt::value_to_json(&got.value), got.context)
+        }
         "create_keyspace" => {
-            let kind = match step.get("kind").and_then(Value::as_str) {
-                Some("lww") => Some(ValueKind::Lww),
-                Some(_) => Some(ValueKind::Siblings),
-                None => None,
-            };
+            let kind = step
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(meridian_sdk::value_kind_from_name)
+                .transpose()?;
             let replication: BTreeMap<String, u32> = step
                 .get("replication")
                 .and_then(Value::as_object)
@@ -221,10 +233,10 @@ async fn every_conformance_case_holds_through_the_rust_sdk() {
         let own = format!("conformance-{n}");
         let spec = case.get("keyspace").cloned().unwrap_or(Value::Null);
         let opts = KeyspaceOptions {
-            kind: match spec.get("kind").and_then(Value::as_str) {
-                Some("lww") => Some(ValueKind::Lww),
-                _ => None,
-            },
+            kind: spec
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(|k| meridian_sdk::value_kind_from_name(k).expect("a kind")),
             max_value_bytes: spec
                 .get("max_value_bytes")
                 .and_then(Value::as_u64)
@@ -271,6 +283,14 @@ async fn every_conformance_case_holds_through_the_rust_sdk() {
                 Outcome::Value(value) => {
                     if let Some(want) = expect.get("value") {
                         assert_eq!(value.as_deref(), want.as_str(), "{at}");
+                    }
+                }
+                Outcome::Crdt(value, context) => {
+                    if let Some(want) = expect.get("crdt") {
+                        assert_eq!(&value, want, "{at}");
+                    }
+                    if let Some(label) = step.get("save").and_then(Value::as_str) {
+                        saved.insert(label.to_string(), context);
                     }
                 }
                 Outcome::Done => {}

@@ -1,4 +1,5 @@
-//! The JSON form of CRDT operations and values, for the HTTP API and the CLI.
+//! The JSON form of CRDT operations and values: the HTTP API, the CLI and the Python and
+//! Node.js SDKs all speak it, so it is written once, here.
 //!
 //! - Bytes (set elements, register values) are JSON strings when they are UTF-8, and
 //!   `{"base64": "..."}` otherwise; either form is accepted.
@@ -11,15 +12,14 @@
 //! - Values: a counter is a number, a set an array, a register its value or null, a
 //!   multi-value register an array, a flag a boolean, a map an object of fields.
 
-use crate::error::NodeError;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use meridian_core::crdt::{CrdtKind, Field, Op, Value};
 use serde_bytes::ByteBuf;
 use serde_json::{Map, Value as Json, json};
 
-fn bad(msg: impl Into<String>) -> NodeError {
-    NodeError::InvalidArgument(msg.into())
+fn bad(msg: impl Into<String>) -> String {
+    msg.into()
 }
 
 fn bytes_to_json(b: &[u8]) -> Json {
@@ -29,7 +29,7 @@ fn bytes_to_json(b: &[u8]) -> Json {
     }
 }
 
-fn bytes_from_json(j: &Json, what: &str) -> Result<ByteBuf, NodeError> {
+fn bytes_from_json(j: &Json, what: &str) -> Result<ByteBuf, String> {
     match j {
         Json::String(s) => Ok(ByteBuf::from(s.as_bytes().to_vec())),
         Json::Object(o) if o.len() == 1 => match o.get("base64") {
@@ -47,7 +47,7 @@ fn bytes_from_json(j: &Json, what: &str) -> Result<ByteBuf, NodeError> {
     }
 }
 
-fn elements_from_json(j: &Json, op: &str) -> Result<Vec<ByteBuf>, NodeError> {
+fn elements_from_json(j: &Json, op: &str) -> Result<Vec<ByteBuf>, String> {
     let items = j
         .as_array()
         .ok_or_else(|| bad(format!("`{op}` takes an array of elements")))?;
@@ -61,7 +61,7 @@ pub fn field_name(f: &Field) -> String {
     format!("{}:{}", f.name, f.kind)
 }
 
-pub fn field_from_str(s: &str) -> Result<Field, NodeError> {
+pub fn field_from_str(s: &str) -> Result<Field, String> {
     let (name, kind) = s.rsplit_once(':').ok_or_else(|| {
         bad(format!(
             "field {s:?} has no kind: write \"name:kind\", e.g. \"visits:counter\""
@@ -76,14 +76,14 @@ pub fn field_from_str(s: &str) -> Result<Field, NodeError> {
     Ok(Field::new(name, kind))
 }
 
-fn field_from_json(j: &Json) -> Result<Field, NodeError> {
+fn field_from_json(j: &Json) -> Result<Field, String> {
     field_from_str(
         j.as_str()
             .ok_or_else(|| bad("a field is a string \"name:kind\""))?,
     )
 }
 
-pub fn op_from_json(j: &Json) -> Result<Op, NodeError> {
+pub fn op_from_json(j: &Json) -> Result<Op, String> {
     let o = j
         .as_object()
         .filter(|o| o.len() == 1)
@@ -123,7 +123,7 @@ pub fn op_from_json(j: &Json) -> Result<Op, NodeError> {
     })
 }
 
-pub fn ops_from_json(j: &Json) -> Result<Vec<Op>, NodeError> {
+pub fn ops_from_json(j: &Json) -> Result<Vec<Op>, String> {
     let ops = j
         .as_array()
         .ok_or_else(|| bad("\"ops\" is an array of operations"))?;
