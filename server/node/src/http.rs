@@ -257,12 +257,14 @@ async fn crdt_inner(
 /// `{prefix}{key}` or `{prefix}{keyspace}/{key}`, each segment percent-decoded to bytes.
 fn parse_path(prefix: &str, path: &str) -> Result<(String, Vec<u8>), NodeError> {
     let rest = path.strip_prefix(prefix).unwrap_or("");
+    // "data" or "crdt": the API the path is for, in the error.
+    let what = prefix.trim_matches('/').trim_start_matches("v1/");
     let segments: Vec<&str> = rest.split('/').collect();
     let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
     let bad = || {
         NodeError::InvalidArgument(format!(
-            "bad path {path:?}: expected {prefix}{{key}} or {prefix}{{keyspace}}/{{key}} with \
-             the key percent-encoded (a '/' in a key is %2F)"
+            "bad {what} path {path:?}: expected {prefix}{{key}} or {prefix}{{keyspace}}/{{key}} \
+             with the key percent-encoded (a '/' in a key is %2F)"
         ))
     };
     match segments.as_slice() {
