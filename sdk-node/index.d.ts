@@ -45,6 +45,16 @@ export declare class Client {
    * keyspace's resolver with the client, for every call that names none.
    */
   keyspace(name: string, options?: HandleOptions | undefined | null): Keyspace
+  /** A handle on one key of a `counter` keyspace. */
+  counter(keyspace: string, key: BytesArg): Counter
+  /** A handle on one key of a `set` keyspace. */
+  set(keyspace: string, key: BytesArg): Set
+  /** A handle on one key of a `flag` keyspace. */
+  flag(keyspace: string, key: BytesArg): Flag
+  /** A handle on one key of a `register` or `mvregister` keyspace. */
+  register(keyspace: string, key: BytesArg): Register
+  /** A handle on one key of a `map` keyspace. */
+  map(keyspace: string, key: BytesArg): Record<string, any>
   /** Registers the resolver used for `keyspace` when a call names none (null clears). */
   setResolver(keyspace: string, resolver?: ResolverFn | undefined | null): void
   /** Creates a keyspace (idempotent for an identical definition). */
@@ -55,6 +65,54 @@ export declare class Client {
   close(): Promise<void>
   /** Whether `close()` was called. */
   get closed(): boolean
+}
+
+/** One key of a `counter` keyspace: increments from every datacenter add up. */
+export declare class Counter {
+  /** Adds `by` (default 1; negative decrements); resolves to the value after it. */
+  increment(by?: number | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
+  /** Subtracts `by` (default 1); resolves to the value after it. */
+  decrement(by?: number | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
+  /** The counter's value (0 for a key never updated). */
+  value(options?: ReadOpts | undefined | null): Promise<any>
+}
+
+/** One key of a `map` keyspace: named, typed fields, each a CRDT of its own. */
+export declare class CrdtMap {
+  /**
+   * Applies field operations in their JSON form, e.g.
+   * `[{update: {field: 'visits:counter', op: {increment: 1}}}]`, all or none.
+   */
+  update(ops: Array<object>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<Fetched>
+  /** The fields (an object of "name:kind" keys) and context. */
+  fetch(options?: ReadOpts | undefined | null): Promise<Fetched>
+}
+export type Map = CrdtMap
+
+/** One key of a `set` keyspace: add-wins, a remove takes away only the adds it saw. */
+export declare class CrdtSet {
+  /** Adds elements; resolves to the members after it. */
+  add(elements: Array<BytesArg>, options?: WriteOpts | undefined | null): Promise<any>
+  /**
+   * Removes the adds of these elements that `context` (from `fetch`) saw, else all the
+   * coordinating replica holds; resolves to the members after it.
+   */
+  remove(elements: Array<BytesArg>, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
+  /** The members, in byte order. */
+  members(options?: ReadOpts | undefined | null): Promise<any>
+  /** The members with the context for `remove`. */
+  fetch(options?: ReadOpts | undefined | null): Promise<Fetched>
+}
+export type Set = CrdtSet
+
+/** One key of a `flag` keyspace: enable wins over a concurrent disable. */
+export declare class Flag {
+  /** Enables the flag; resolves to true. */
+  enable(options?: WriteOpts | undefined | null): Promise<any>
+  /** Disables what `context` saw (else all the coordinating replica holds). */
+  disable(context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
+  /** Whether the flag is enabled (false for a key never updated). */
+  get(options?: ReadOpts | undefined | null): Promise<any>
 }
 
 /** The result of a read: every live sibling and the context to write back with. */
@@ -96,6 +154,20 @@ export declare class Keyspace {
   getResolved(key: BytesArg, resolver?: ResolverFn | undefined | null, options?: ReadOpts | undefined | null): Promise<Buffer | null>
   /** Read-modify-write: `fn(current) => new value`, or null to delete the key. */
   update(key: BytesArg, update: UpdateFn, resolver?: ResolverFn | undefined | null, options?: ReadOpts | undefined | null): Promise<WriteResult>
+}
+
+/**
+ * One key of a `register` (last writer wins) or `mvregister` (concurrent values kept)
+ * keyspace.
+ */
+export declare class Register {
+  /**
+   * Assigns a value, replacing what `context` saw (else what the coordinating replica
+   * holds).
+   */
+  assign(value: BytesArg, context?: Buffer | undefined | null, options?: WriteOpts | undefined | null): Promise<Fetched>
+  /** The value (an array of concurrent values for an mvregister) and context. */
+  fetch(options?: ReadOpts | undefined | null): Promise<Fetched>
 }
 
 /** How to connect. */

@@ -836,6 +836,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Client = nativeBinding.Client
+module.exports.Counter = nativeBinding.Counter
+module.exports.CrdtMap = nativeBinding.CrdtMap
+module.exports.Map = nativeBinding.Map
+module.exports.CrdtSet = nativeBinding.CrdtSet
+module.exports.Set = nativeBinding.Set
+module.exports.Flag = nativeBinding.Flag
 module.exports.GetResult = nativeBinding.GetResult
 module.exports.Keyspace = nativeBinding.Keyspace
+module.exports.Register = nativeBinding.Register
 module.exports.connect = nativeBinding.connect

@@ -18,21 +18,21 @@ class MeridianError extends Error {
 
 /**
  * A coded native error as a MeridianError, and an argument the binding's type check refused
- * (napi's code InvalidArg) as INVALID_ARGUMENT naming the call; anything else (a resolver's
- * own exception) unchanged.
+ * (napi's codes InvalidArg, NumberExpected, StringExpected, ...) as INVALID_ARGUMENT naming
+ * the call; anything else (a resolver's own exception) unchanged.
  */
 function translate(e, call) {
   if (!(e instanceof Error)) return e
   const m = CODED.exec(e.message)
   if (m) return new MeridianError(m[1], e.message.slice(m[0].length))
-  if (e.code === 'InvalidArg') {
+  if (e.code === 'InvalidArg' || /^[A-Za-z]+Expected$/.test(e.code ?? '')) {
     return new MeridianError('INVALID_ARGUMENT', `${call}: an argument has the wrong type (${e.message.replace(/,\s*$/, '')})`)
   }
   return e
 }
 
 // The binding's only calls that do not return a Promise (besides getters).
-const SYNC = new Set(['keyspace', 'setResolver'])
+const SYNC = new Set(['keyspace', 'setResolver', 'counter', 'set', 'flag', 'register', 'map'])
 
 /** `f` with its errors translated; an async call's argument errors become rejections. */
 function guarded(f, call, sync) {
@@ -48,7 +48,7 @@ function guarded(f, call, sync) {
   }
 }
 
-for (const cls of [native.Client, native.Keyspace, native.GetResult]) {
+for (const cls of [native.Client, native.Keyspace, native.GetResult, native.Counter, native.CrdtSet, native.Flag, native.Register, native.CrdtMap]) {
   for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(cls.prototype))) {
     if (name === 'constructor') continue
     if (typeof d.value === 'function') d.value = guarded(d.value, `${cls.name}.${name}()`, SYNC.has(name))
@@ -61,4 +61,9 @@ exports.connect = guarded(native.connect, 'connect()', false)
 exports.Client = native.Client
 exports.Keyspace = native.Keyspace
 exports.GetResult = native.GetResult
+exports.Counter = native.Counter
+exports.CrdtSet = native.CrdtSet
+exports.Flag = native.Flag
+exports.Register = native.Register
+exports.CrdtMap = native.CrdtMap
 exports.MeridianError = MeridianError

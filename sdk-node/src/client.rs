@@ -1,6 +1,7 @@
 //! `Client` and its keyspace handles. Every operation is one body in `ops` over an SDK
 //! keyspace handle; the classes only parse arguments.
 
+use crate::crdt::{Counter, Flag, Map, Register, Set, Target};
 use crate::errors::to_js;
 use crate::resolver::{JsResolver, ResolverFn, UpdateFn, call_update};
 use crate::values::{
@@ -201,6 +202,36 @@ impl Client {
         Ok(Keyspace { ks })
     }
 
+    /// A handle on one key of a `counter` keyspace.
+    #[napi]
+    pub fn counter(&self, keyspace: String, key: BytesArg) -> Counter {
+        Counter(self.target(keyspace, key))
+    }
+
+    /// A handle on one key of a `set` keyspace.
+    #[napi]
+    pub fn set(&self, keyspace: String, key: BytesArg) -> Set {
+        Set(self.target(keyspace, key))
+    }
+
+    /// A handle on one key of a `flag` keyspace.
+    #[napi]
+    pub fn flag(&self, keyspace: String, key: BytesArg) -> Flag {
+        Flag(self.target(keyspace, key))
+    }
+
+    /// A handle on one key of a `register` or `mvregister` keyspace.
+    #[napi]
+    pub fn register(&self, keyspace: String, key: BytesArg) -> Register {
+        Register(self.target(keyspace, key))
+    }
+
+    /// A handle on one key of a `map` keyspace.
+    #[napi]
+    pub fn map(&self, keyspace: String, key: BytesArg) -> Map {
+        Map(self.target(keyspace, key))
+    }
+
     /// Registers the resolver used for `keyspace` when a call names none (null clears).
     #[napi]
     pub fn set_resolver(&self, keyspace: String, resolver: Option<ResolverFn>) {
@@ -243,6 +274,15 @@ impl Client {
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.inner.is_closed()
+    }
+}
+
+impl Client {
+    fn target(&self, keyspace: String, key: BytesArg) -> Target {
+        Target {
+            ks: self.inner.keyspace(keyspace),
+            key: to_bytes(key),
+        }
     }
 }
 

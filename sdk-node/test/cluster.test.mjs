@@ -25,3 +25,25 @@ test('a write in dc1 is read in dc2, and concurrent writes become siblings that 
   await dc1.close()
   await dc2.close()
 })
+
+test('counters and sets updated in both DCs converge to the same value in each', async () => {
+  const dc1 = await connect(dev.dc1, { localDc: 'dc1', timeoutMs: 20_000 })
+  const dc2 = await connect(dev.dc2, { localDc: 'dc2', timeoutMs: 20_000 })
+  const hits = `hits-${randomUUID().slice(0, 8)}`
+  const carts = `carts-${randomUUID().slice(0, 8)}`
+  await dc1.createKeyspace(hits, { kind: 'counter' })
+  await dc1.createKeyspace(carts, { kind: 'set' })
+  const local = { consistency: 'LOCAL_ONE' }
+  for (let i = 0; i < 10; i++) {
+    await dc1.counter(hits, 'views').increment(1, local)
+    await dc2.counter(hits, 'views').increment(10, local)
+  }
+  await dc1.set(carts, 'cart').add(['milk'], local)
+  await dc2.set(carts, 'cart').add(['eggs'], local)
+  for (const [client, dc] of [[dc1, 'dc1'], [dc2, 'dc2']]) {
+    await eventually(async () => (await client.counter(hits, 'views').value(local)) === 110, `${dc} counts 110`)
+    await eventually(async () => String(await client.set(carts, 'cart').members(local)) === 'eggs,milk', `${dc} holds both adds`)
+  }
+  await dc1.close()
+  await dc2.close()
+})

@@ -2,6 +2,7 @@
 //! they run an operation (the `Runner`), so their methods are written once, in the macros
 //! below, over the operations in `ops.rs`.
 
+use crate::crdt;
 use crate::errors::invalid;
 use crate::ops::{self, Asyncio, Blocking, Runner};
 use crate::values::{keyspace_options, read_options, to_bytes, write_options};
@@ -54,10 +55,35 @@ fn builder(
 /// keyspace handle class it hands out; `$($extra)*` are the class's own methods
 /// (construction, close, context manager).
 macro_rules! client_methods {
-    ($class:ident, $runner:ty, $handle:ident, { $($extra:tt)* }) => {
+    ($class:ident, $runner:ty, $handle:ident, [$counter:ty, $set:ty, $flag:ty, $register:ty, $map:ty], { $($extra:tt)* }) => {
         #[pymethods]
         impl $class {
             $($extra)*
+
+            /// A handle on one key of a `counter` keyspace.
+            fn counter(&self, keyspace: &str, key: &Bound<'_, PyAny>) -> PyResult<$counter> {
+                Ok(<$counter>::new(self.inner.keyspace(keyspace), to_bytes("key", key)?))
+            }
+
+            /// A handle on one key of a `set` keyspace.
+            fn set(&self, keyspace: &str, key: &Bound<'_, PyAny>) -> PyResult<$set> {
+                Ok(<$set>::new(self.inner.keyspace(keyspace), to_bytes("key", key)?))
+            }
+
+            /// A handle on one key of a `flag` keyspace.
+            fn flag(&self, keyspace: &str, key: &Bound<'_, PyAny>) -> PyResult<$flag> {
+                Ok(<$flag>::new(self.inner.keyspace(keyspace), to_bytes("key", key)?))
+            }
+
+            /// A handle on one key of a `register` or `mvregister` keyspace.
+            fn register(&self, keyspace: &str, key: &Bound<'_, PyAny>) -> PyResult<$register> {
+                Ok(<$register>::new(self.inner.keyspace(keyspace), to_bytes("key", key)?))
+            }
+
+            /// A handle on one key of a `map` keyspace.
+            fn map(&self, keyspace: &str, key: &Bound<'_, PyAny>) -> PyResult<$map> {
+                Ok(<$map>::new(self.inner.keyspace(keyspace), to_bytes("key", key)?))
+            }
 
             /// Reads every live sibling of a key.
             #[pyo3(signature = (keyspace, key, *, consistency=None, timeout=None))]
@@ -447,95 +473,123 @@ pub struct AsyncKeyspace {
     ks: meridian_sdk::Keyspace,
 }
 
-client_methods!(Client, Blocking, Keyspace, {
-    /// Connects to a cluster; fails here (Unavailable) when no endpoint answers.
-    #[new]
-    #[pyo3(signature = (endpoints, *, timeout=5.0, connect_timeout=3.0, retries=2, local_dc=None, failover_to_other_dcs=false, routing=true, resolver_timeout=1.0))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        endpoints: &Bound<'_, PyAny>,
-        timeout: f64,
-        connect_timeout: f64,
-        retries: usize,
-        local_dc: Option<String>,
-        failover_to_other_dcs: bool,
-        routing: bool,
-        resolver_timeout: f64,
-    ) -> PyResult<Self> {
-        let b = builder(
-            endpoints,
-            timeout,
-            connect_timeout,
-            retries,
-            local_dc,
-            failover_to_other_dcs,
-            routing,
-            resolver_timeout,
-        )?;
-        let inner = ops::block_on(py, async move {
-            b.connect().await.map_err(crate::errors::to_py)
-        })?;
-        Ok(Client { inner })
-    }
+client_methods!(
+    Client,
+    Blocking,
+    Keyspace,
+    [
+        crdt::Counter,
+        crdt::Set,
+        crdt::Flag,
+        crdt::Register,
+        crdt::Map
+    ],
+    {
+        /// Connects to a cluster; fails here (Unavailable) when no endpoint answers.
+        #[new]
+        #[pyo3(signature = (endpoints, *, timeout=5.0, connect_timeout=3.0, retries=2, local_dc=None, failover_to_other_dcs=false, routing=true, resolver_timeout=1.0))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            py: Python<'_>,
+            endpoints: &Bound<'_, PyAny>,
+            timeout: f64,
+            connect_timeout: f64,
+            retries: usize,
+            local_dc: Option<String>,
+            failover_to_other_dcs: bool,
+            routing: bool,
+            resolver_timeout: f64,
+        ) -> PyResult<Self> {
+            let b = builder(
+                endpoints,
+                timeout,
+                connect_timeout,
+                retries,
+                local_dc,
+                failover_to_other_dcs,
+                routing,
+                resolver_timeout,
+            )?;
+            let inner = ops::block_on(py, async move {
+                b.connect().await.map_err(crate::errors::to_py)
+            })?;
+            Ok(Client { inner })
+        }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
+        fn __enter__(slf: Py<Self>) -> Py<Self> {
+            slf
+        }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
-    }
-});
-
-client_methods!(AsyncClient, Asyncio, AsyncKeyspace, {
-    /// Connects to a cluster: `client = await AsyncClient.connect("http://127.0.0.1:7070")`.
-    #[staticmethod]
-    #[pyo3(signature = (endpoints, *, timeout=5.0, connect_timeout=3.0, retries=2, local_dc=None, failover_to_other_dcs=false, routing=true, resolver_timeout=1.0))]
-    #[allow(clippy::too_many_arguments)]
-    fn connect<'py>(
-        py: Python<'py>,
-        endpoints: &Bound<'py, PyAny>,
-        timeout: f64,
-        connect_timeout: f64,
-        retries: usize,
-        local_dc: Option<String>,
-        failover_to_other_dcs: bool,
-        routing: bool,
-        resolver_timeout: f64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let b = builder(
-            endpoints,
-            timeout,
-            connect_timeout,
-            retries,
-            local_dc,
-            failover_to_other_dcs,
-            routing,
-            resolver_timeout,
-        )?;
-        Asyncio::run(py, async move {
-            let inner = b.connect().await.map_err(crate::errors::to_py)?;
-            Ok(AsyncClient { inner })
-        })
-    }
-
-    fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Asyncio::run(py, async move { Ok(slf) })
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __aexit__<'py>(
-        &self,
-        py: Python<'py>,
-        _exc: &Bound<'py, pyo3::types::PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner.clone();
-        Asyncio::run(py, async move {
-            inner.close().await;
+        #[pyo3(signature = (*_exc))]
+        fn __exit__(
+            &self,
+            py: Python<'_>,
+            _exc: &Bound<'_, pyo3::types::PyTuple>,
+        ) -> PyResult<bool> {
+            self.close(py)?;
             Ok(false)
-        })
+        }
     }
-});
+);
+
+client_methods!(
+    AsyncClient,
+    Asyncio,
+    AsyncKeyspace,
+    [
+        crdt::AsyncCounter,
+        crdt::AsyncSet,
+        crdt::AsyncFlag,
+        crdt::AsyncRegister,
+        crdt::AsyncMap
+    ],
+    {
+        /// Connects to a cluster: `client = await AsyncClient.connect("http://127.0.0.1:7070")`.
+        #[staticmethod]
+        #[pyo3(signature = (endpoints, *, timeout=5.0, connect_timeout=3.0, retries=2, local_dc=None, failover_to_other_dcs=false, routing=true, resolver_timeout=1.0))]
+        #[allow(clippy::too_many_arguments)]
+        fn connect<'py>(
+            py: Python<'py>,
+            endpoints: &Bound<'py, PyAny>,
+            timeout: f64,
+            connect_timeout: f64,
+            retries: usize,
+            local_dc: Option<String>,
+            failover_to_other_dcs: bool,
+            routing: bool,
+            resolver_timeout: f64,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let b = builder(
+                endpoints,
+                timeout,
+                connect_timeout,
+                retries,
+                local_dc,
+                failover_to_other_dcs,
+                routing,
+                resolver_timeout,
+            )?;
+            Asyncio::run(py, async move {
+                let inner = b.connect().await.map_err(crate::errors::to_py)?;
+                Ok(AsyncClient { inner })
+            })
+        }
+
+        fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            Asyncio::run(py, async move { Ok(slf) })
+        }
+
+        #[pyo3(signature = (*_exc))]
+        fn __aexit__<'py>(
+            &self,
+            py: Python<'py>,
+            _exc: &Bound<'py, pyo3::types::PyTuple>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let inner = self.inner.clone();
+            Asyncio::run(py, async move {
+                inner.close().await;
+                Ok(false)
+            })
+        }
+    }
+);

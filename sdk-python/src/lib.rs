@@ -7,6 +7,7 @@
 //! clients share the operations in `ops.rs`.
 
 mod clients;
+mod crdt;
 mod errors;
 mod ops;
 mod resolver;
@@ -26,6 +27,7 @@ fn _meridian(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::Fetched>()?;
     m.add_class::<values::Context>()?;
     m.add_class::<values::KeyspaceInfo>()?;
+    crdt::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,63 @@
+// CRDT keyspaces through the typed handles, against one real node.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, test } from 'node:test'
+import { connect, MeridianError } from '../meridian.js'
+import { startNode } from './helpers.mjs'
+
+let node
+let client
+before(async () => {
+  node = await startNode()
+  client = await connect(node.endpoint, { timeoutMs: 20_000 })
+})
+after(async () => {
+  await client?.close()
+  await node?.stop()
+})
+
+const unique = (p) => `${p}-${randomUUID().slice(0, 8)}`
+
+test('counters, sets, flags, registers and maps through their handles', async () => {
+  const [hits, carts, flags, names, profiles] = ['hits', 'carts', 'flags', 'names', 'profiles'].map(unique)
+  for (const [name, kind] of [[hits, 'counter'], [carts, 'set'], [flags, 'flag'], [names, 'register'], [profiles, 'map']]) {
+    await client.createKeyspace(name, { kind })
+  }
+  const counter = client.counter(hits, 'home')
+  assert.equal(await counter.value(), 0)
+  assert.equal(await counter.increment(5), 5)
+  assert.equal(await counter.decrement(2), 3)
+  assert.equal(await counter.increment(), 4)
+  const all = await Promise.all(Array.from({ length: 10 }, () => counter.increment(1)))
+  assert.equal(Math.max(...all), 14)
+
+  const cart = client.set(carts, 'u1')
+  assert.deepEqual(await cart.add(['pear', Buffer.from('apple')]), ['apple', 'pear'])
+  const seen = await cart.fetch()
+  await cart.add(['pear'])
+  assert.deepEqual(await cart.remove(['pear', 'apple'], seen.context), ['pear'])
+  assert.deepEqual(await cart.add([Buffer.from([0xff])]), ['pear', { base64: '/w==' }])
+
+  const flag = client.flag(flags, 'dark')
+  assert.equal(await flag.get(), false)
+  assert.equal(await flag.enable(), true)
+  assert.equal(await flag.disable(), false)
+
+  const reg = client.register(names, 'u1')
+  assert.equal((await reg.fetch()).value, null)
+  assert.equal((await reg.assign('Ada')).value, 'Ada')
+
+  const profile = client.map(profiles, 'u1')
+  const out = await profile.update([{ update: { field: 'visits:counter', op: { increment: 1 } } }])
+  assert.deepEqual(out.value, { 'visits:counter': 1 })
+})
+
+test('operations that do not fit are MeridianError INVALID_ARGUMENT naming both', async () => {
+  const hits = unique('hits')
+  await client.createKeyspace(hits, { kind: 'counter' })
+  await assert.rejects(client.set(hits, 'k').add(['x']), (e) =>
+    e instanceof MeridianError && e.code === 'INVALID_ARGUMENT' && /`add` does not apply to a counter/.test(e.message))
+  await assert.rejects(client.put(hits, 'k', '5'), (e) => e.code === 'INVALID_ARGUMENT' && /`put`/.test(e.message))
+  await assert.rejects(client.apply(hits, 'k', [{ grow: 1 }]), (e) => e.code === 'INVALID_ARGUMENT' && /unknown operation/.test(e.message))
+  await assert.rejects(client.counter(hits, 'k').increment('five'), (e) => e.code === 'INVALID_ARGUMENT')
+})
