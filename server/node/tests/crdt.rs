@@ -286,22 +286,10 @@ async fn counters_and_sets_updated_on_both_sides_of_a_dc_partition_converge() {
     }
 }
 
-/// Runs the `meridian` CLI against a node: (stdout, stderr, success).
+/// The CLI's stdout (trimmed), stderr and success.
 async fn cli(node: &Node, args: &[&str]) -> (String, String, bool) {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--endpoint", &node.grpc]);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(&all)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the command finishes in time")
-        .expect("run meridian");
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
+    let (out, err, ok) = node.cli(args).await;
+    (out.trim().to_string(), err, ok)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

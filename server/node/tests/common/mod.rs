@@ -99,6 +99,25 @@ impl Node {
         panic!("meridian did not stop within {START_DEADLINE:?} of SIGTERM");
     }
 
+    /// Runs the `meridian` CLI against this node: (stdout, stderr, success); panics when it
+    /// takes longer than two minutes.
+    pub async fn cli(&self, args: &[&str]) -> (String, String, bool) {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint", &self.grpc]);
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(&all)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), out)
+            .await
+            .expect("the command finishes in time")
+            .expect("run meridian");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.success(),
+        )
+    }
+
     pub async fn client(&self) -> meridian_sdk::Client {
         meridian_sdk::Client::builder([self.grpc.clone()])
             .timeout(Duration::from_secs(20))
@@ -391,21 +410,9 @@ impl TestCluster {
     /// Runs the `meridian` CLI against node `i` and returns its stdout; panics with its
     /// stderr when it fails or takes longer than two minutes.
     pub async fn cli(&self, i: usize, args: &[&str]) -> String {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint", &self.node(i).grpc]);
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .args(&all)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(120), out)
-            .await
-            .expect("the command finishes in time")
-            .expect("run meridian");
-        assert!(
-            out.status.success(),
-            "meridian {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (stdout, stderr, ok) = self.node(i).cli(args).await;
+        assert!(ok, "meridian {args:?} failed: {stderr}");
+        stdout
     }
 
     pub fn node(&self, i: usize) -> &Node {
