@@ -31,6 +31,8 @@ PY_VENV="${MERIDIAN_PY_VENV:-$CARGO_TARGET_DIR/py-venv}"
 (cd sdk-python && VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" maturin develop -q)
 "$PY_VENV/bin/python" -m mypy.stubtest meridian
 "$PY_VENV/bin/python" -m mypy --strict examples/python
+# The SDK suites cut a WAN link with the tests' proxy, run as a process.
+cargo build -q -p meridian --example wan_proxy
 MERIDIAN_BIN="$CARGO_TARGET_DIR/debug/meridian" "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider sdk-python/tests
 
 echo "== Node.js SDK: build, check the generated declarations for drift, node --test"

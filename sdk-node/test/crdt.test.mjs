@@ -1,9 +1,10 @@
-// CRDT keyspaces through the typed handles, against one real node.
+// CRDT keyspaces through the typed handles, against one real node, and counters and sets
+// across a cut WAN link between two datacenters.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { connect, MeridianError } from '../meridian.js'
-import { startNode } from './helpers.mjs'
+import { eventually, startNode, startWan } from './helpers.mjs'
 
 let node
 let client
@@ -60,4 +61,40 @@ test('operations that do not fit are MeridianError INVALID_ARGUMENT naming both'
   await assert.rejects(client.put(hits, 'k', '5'), (e) => e.code === 'INVALID_ARGUMENT' && /`put`/.test(e.message))
   await assert.rejects(client.apply(hits, 'k', [{ grow: 1 }]), (e) => e.code === 'INVALID_ARGUMENT' && /unknown operation/.test(e.message))
   await assert.rejects(client.counter(hits, 'k').increment('five'), (e) => e.code === 'INVALID_ARGUMENT')
+})
+
+test('counters and sets across a DC partition converge after it heals', async () => {
+  const wan = await startWan()
+  const dc1 = await connect(wan.dc1, { localDc: 'dc1', timeoutMs: 20_000 })
+  const dc2 = await connect(wan.dc2, { localDc: 'dc2', timeoutMs: 20_000 })
+  try {
+    const hits = unique('hits')
+    const carts = unique('carts')
+    await dc1.createKeyspace(hits, { kind: 'counter', replication: { dc1: 1, dc2: 1 } })
+    await dc1.createKeyspace(carts, { kind: 'set', replication: { dc1: 1, dc2: 1 } })
+    await dc1.set(carts, 'cart').add(['milk'], { consistency: 'ALL' })
+    const local = { consistency: 'LOCAL_QUORUM' }
+    await wan.cut(true)
+    try {
+      for (let i = 0; i < 10; i++) {
+        await dc1.counter(hits, 'views').increment(1, local)
+        await dc2.counter(hits, 'views').increment(10, local)
+      }
+      // dc1 removes milk (it saw the add); dc2 adds it again, concurrently: add wins.
+      await dc1.set(carts, 'cart').remove(['milk'], null, local)
+      await dc2.set(carts, 'cart').add(['milk', 'eggs'], local)
+      assert.equal(await dc1.counter(hits, 'views').value(local), 10)
+      assert.equal(await dc2.counter(hits, 'views').value(local), 100)
+    } finally {
+      await wan.cut(false)
+    }
+    for (const [client, dc] of [[dc1, 'dc1'], [dc2, 'dc2']]) {
+      await eventually(async () => (await client.counter(hits, 'views').value(local)) === 110, `${dc} counts 110`)
+      await eventually(async () => String(await client.set(carts, 'cart').members(local)) === 'eggs,milk', `${dc} keeps the concurrent add`)
+    }
+  } finally {
+    await dc1.close()
+    await dc2.close()
+    await wan.stop()
+  }
 })

@@ -1,11 +1,12 @@
-// Real `meridian` processes for the tests: one node on free ports, or a two-datacenter
-// `meridian dev` cluster, each awaited by its readiness line with a generous deadline and
+// Real `meridian` processes for the tests: one node on free ports, a two-datacenter
+// `meridian dev` cluster, or two datacenters linked through the tests' WAN proxy (which a
+// test can cut), each awaited by its readiness line with a generous deadline and
 // stopped (SIGTERM, then SIGKILL) at the end.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir, homedir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 
 const START_DEADLINE_MS = 90_000
@@ -117,4 +118,92 @@ export async function eventually(check, what, deadlineMs = 60_000) {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`${what}: not within ${deadlineMs} ms (last: ${last})`)
+}
+
+/** `server/node/examples/wan_proxy.rs` beside the binary: one proxy per IP, steered on stdin. */
+async function startProxy(ips) {
+  const bin = process.env.MERIDIAN_WAN_PROXY ?? join(dirname(meridianBin()), 'examples', 'wan_proxy')
+  if (!existsSync(bin)) throw new Error(`no WAN proxy at ${bin}: cargo build -p meridian --example wan_proxy`)
+  const child = spawn(bin, ips, { stdio: ['pipe', 'pipe', 'ignore'] })
+  const lines = []
+  const waiters = []
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    lines.push(l)
+    for (const w of waiters.splice(0)) w()
+  })
+  const waitFor = async (pred, what) => {
+    const end = Date.now() + START_DEADLINE_MS
+    for (;;) {
+      const found = lines.find(pred)
+      if (found) return found
+      if (Date.now() > end) throw new Error(`${what}: not within ${START_DEADLINE_MS} ms (${lines})`)
+      await new Promise((r) => { waiters.push(r); setTimeout(r, 200) })
+    }
+  }
+  const addrs = {}
+  for (let i = 1; i <= ips.length; i++) {
+    addrs[i] = (await waitFor((l) => l.startsWith(`proxy ${i} `), 'a proxy start')).split(' ')[2]
+  }
+  const command = async (line) => {
+    child.stdin.write(`${line}\n`)
+    await waitFor((l) => l === `ok ${line}`, `the proxy taking ${line}`)
+    lines.splice(0, lines.length)
+  }
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.stdin.end()
+      await exited
+    }
+  }
+  return { addrs, command, stop }
+}
+
+/** Whether `meridian admin members` at `endpoint` shows `count` nodes up with the layout settled. */
+async function membersReady(endpoint, count) {
+  const out = await new Promise((resolve) => {
+    execFile(meridianBin(), ['admin', 'members', '--endpoint', endpoint], (err, stdout) => resolve(err ? '' : stdout))
+  })
+  const rows = out.split('\n').filter((l) => l.includes(' up ')).map((l) => l.trim().split(/\s+/))
+  return rows.length === count && rows.every((w) => Number(w[5]) > 0) && !out.includes('while data moves')
+}
+
+/**
+ * A node in dc1 and one in dc2, each reached from the other DC through the WAN proxy;
+ * resolves to { dc1, dc2, cut(boolean), stop }.
+ */
+export async function startWan() {
+  const proxy = await startProxy(['127.0.10.101', '127.0.10.102'])
+  const nodes = []
+  const out = {}
+  let seed
+  try {
+    for (const [i, dc] of [[1, 'dc1'], [2, 'dc2']]) {
+      const ip = `127.0.10.${i}`
+      const p = start(
+        (dir) => ['server', '--data-dir', join(dir, 'data'), '--dc', dc, '--rack', `r${i}`,
+          '--grpc-addr', `${ip}:0`, '--http-addr', `${ip}:0`, '--gossip-addr', `${ip}:0`,
+          '--wan-grpc-addr', proxy.addrs[i], ...(seed ? ['--seeds', seed] : [])],
+        (line) => line.startsWith('MERIDIAN_READY'),
+      )
+      nodes.push(p)
+      const ready = (await p.started).find((l) => l.startsWith('MERIDIAN_READY'))
+      seed ??= field(ready, 'gossip')
+      out[dc] = field(ready, 'grpc')
+      await proxy.command(`target ${i} ${out[dc].replace('http://', '')}`)
+    }
+    for (const dc of ['dc1', 'dc2']) await eventually(() => membersReady(out[dc], 2), `${dc} settled`, START_DEADLINE_MS)
+  } catch (e) {
+    for (const n of nodes) await n.stop()
+    await proxy.stop()
+    throw e
+  }
+  return {
+    ...out,
+    cut: (on) => proxy.command(on ? 'block' : 'unblock'),
+    stop: async () => {
+      for (const n of nodes) await n.stop()
+      await proxy.stop()
+    },
+  }
 }

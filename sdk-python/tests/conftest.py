@@ -1,5 +1,6 @@
-"""Real `meridian` processes for the tests: one node, and a two-datacenter `meridian dev`
-cluster. Each waits for its own readiness line with a generous deadline and is stopped
+"""Real `meridian` processes for the tests: one node, a two-datacenter `meridian dev`
+cluster, and two datacenters whose link goes through the tests' WAN proxy (which a test can
+cut). Each waits for its own readiness line with a generous deadline and is stopped
 (SIGTERM, then SIGKILL) when the session ends."""
 
 import os
@@ -132,6 +133,86 @@ def cluster():
     assert set(endpoints) == {"dc1", "dc2"}, banner
     yield endpoints
     p.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wan_proxy_bin() -> str:
+    if os.environ.get("MERIDIAN_WAN_PROXY"):
+        return os.environ["MERIDIAN_WAN_PROXY"]
+    path = Path(meridian_bin()).parent / "examples" / "wan_proxy"
+    if not path.exists():
+        pytest.fail(f"no WAN proxy at {path}: cargo build -p meridian --example wan_proxy")
+    return str(path)
+
+
+class WanProxy(Process):
+    """`server/node/examples/wan_proxy.rs`: one proxy per node; commands on stdin."""
+
+    def __init__(self, ips, log_path):
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [wan_proxy_bin(), *ips], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log
+        )
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.addrs = {}
+        for _ in ips:
+            line, _ = self.wait_for(lambda l: l.startswith("proxy "), "a proxy's start")
+            _, i, addr = line.split()
+            self.addrs[int(i)] = addr
+
+    def command(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+        self.wait_for(lambda l: l == f"ok {line}", f"the proxy taking {line!r}")
+
+    def stop(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        super().stop()
+
+
+def members_ready(endpoint: str, count: int) -> bool:
+    """`count` nodes up, owning partitions, and the layout settled (no older version still
+    serving while data moves), as `meridian admin members` at `endpoint` shows."""
+    r = subprocess.run([meridian_bin(), "admin", "members", "--endpoint", endpoint], capture_output=True, timeout=60)
+    text = r.stdout.decode()
+    rows = [l.split() for l in text.splitlines() if " up " in l]
+    owning = all(len(w) > 5 and w[5].isdigit() and int(w[5]) > 0 for w in rows)
+    return len(rows) == count and owning and "while data moves" not in text
+
+
+@pytest.fixture(scope="session")
+def wan_cluster():
+    """A node in dc1 and one in dc2, each reached from the other DC through the WAN proxy;
+    yields {"dc1": address, "dc2": address, "proxy": WanProxy} (`proxy.command("block")`
+    cuts the link, "unblock" heals it)."""
+    tmp = tempfile.mkdtemp(prefix="meridian-py-wan-")
+    proxy = WanProxy(["127.0.9.101", "127.0.9.102"], f"{tmp}/proxy.log")
+    nodes, out, seeds = [], {}, []
+    for i, dc in ((1, "dc1"), (2, "dc2")):
+        ip = f"127.0.9.{i}"
+        args = [
+            meridian_bin(), "server", "--data-dir", f"{tmp}/{dc}", "--dc", dc, "--rack", f"r{i}",
+            "--grpc-addr", f"{ip}:0", "--http-addr", f"{ip}:0", "--gossip-addr", f"{ip}:0",
+            "--wan-grpc-addr", proxy.addrs[i],
+        ]
+        if seeds:
+            args += ["--seeds", seeds[0]]
+        p = Process(args, f"{tmp}/{dc}.log")
+        nodes.append(p)
+        line, _ = p.wait_for(lambda l: l.startswith("MERIDIAN_READY"), f"the {dc} node's start")
+        seeds.append(field(line, "gossip"))
+        out[dc] = field(line, "grpc")
+        proxy.command(f"target {i} {out[dc].removeprefix('http://')}")
+    for dc in ("dc1", "dc2"):
+        eventually(lambda: members_ready(out[dc], 2), f"{dc} seeing both nodes own partitions", START_DEADLINE)
+    out["proxy"] = proxy
+    yield out
+    for p in nodes:
+        p.stop()
+    proxy.stop()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
-"""CRDT keyspaces through both Python clients: the typed handles on one node, and counters
-and sets updated in two datacenters at once converging to the same value in both."""
+"""CRDT keyspaces through both Python clients: the typed handles on one node, counters and
+sets updated in two datacenters at once converging to the same value in both, and the same
+across a cut WAN link."""
 
 import asyncio
 import uuid
@@ -90,4 +91,34 @@ def test_counters_and_sets_updated_in_both_dcs_converge(cluster):
             eventually(
                 lambda: client.set(carts, "cart").members(consistency="LOCAL_ONE") == ["eggs", "milk"],
                 f"{dc} holds both adds",
+            )
+
+
+def test_counters_and_sets_across_a_dc_partition(wan_cluster):
+    proxy = wan_cluster["proxy"]
+    hits, carts = unique("hits"), unique("carts")
+    with meridian.Client(wan_cluster["dc1"], local_dc="dc1", timeout=20) as dc1, meridian.Client(
+        wan_cluster["dc2"], local_dc="dc2", timeout=20
+    ) as dc2:
+        dc1.create_keyspace(hits, kind="counter", replication={"dc1": 1, "dc2": 1})
+        dc1.create_keyspace(carts, kind="set", replication={"dc1": 1, "dc2": 1})
+        dc1.set(carts, "cart").add(["milk"], consistency="ALL")
+        local = "LOCAL_QUORUM"
+        proxy.command("block")
+        try:
+            for _ in range(10):
+                dc1.counter(hits, "views").increment(1, consistency=local)
+                dc2.counter(hits, "views").increment(10, consistency=local)
+            # dc1 removes milk (it saw the add); dc2 adds it again, concurrently: add wins.
+            dc1.set(carts, "cart").remove(["milk"], consistency=local)
+            dc2.set(carts, "cart").add(["milk", "eggs"], consistency=local)
+            assert dc1.counter(hits, "views").value(consistency=local) == 10
+            assert dc2.counter(hits, "views").value(consistency=local) == 100
+        finally:
+            proxy.command("unblock")
+        for client, dc in ((dc1, "dc1"), (dc2, "dc2")):
+            eventually(lambda: client.counter(hits, "views").value(consistency=local) == 110, f"{dc} counts 110")
+            eventually(
+                lambda: client.set(carts, "cart").members(consistency=local) == ["eggs", "milk"],
+                f"{dc} keeps the concurrent add",
             )
