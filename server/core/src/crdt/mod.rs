@@ -13,7 +13,11 @@
 //! delta that overtakes an earlier one — a hint replayed late, a stream batch retried —
 //! would lose the earlier add. With a dot cloud the join is right in any order. The crate
 //! also lacks the enable-wins flag, and its encoding follows HashMap order; ours uses
-//! ordered maps only, so equal states encode to equal bytes, which Merkle trees need.
+//! ordered maps only, so equal states encode to equal bytes, which Merkle trees need. Its
+//! map, joined with a stale copy of itself, can bring back a field removed since the copy.
+//! The crate stays as a reference model: `reference_tests` checks that every replica of ours
+//! reads what the crate's counter, OR-set, registers and (as an OR-set of one element) flag
+//! read, over random histories of operations and syncs, and records both defects above.
 //!
 //! Actors are server incarnations ([`ActorId`]), never clients, and a join keeps one dot per
 //! actor in each slot: metadata grows with the servers that wrote, not with operations.
@@ -35,6 +39,8 @@ pub mod store;
 pub mod typed;
 pub mod update;
 
+#[cfg(test)]
+mod reference_tests;
 #[cfg(test)]
 mod tests;
 

@@ -46,7 +46,9 @@ pub fn winner(s: &RegisterStore) -> Option<&ByteBuf> {
         .map(|(_, v)| &v.value)
 }
 
-/// Every concurrent value, in dot order.
+/// The distinct concurrent values, in byte order: two replicas that assigned the same
+/// value concurrently agree, so a reader sees it once, as a set shows an element added twice.
 pub fn values(s: &RegisterStore) -> Vec<ByteBuf> {
-    s.0.values().map(|v| v.value.clone()).collect()
+    let distinct: std::collections::BTreeSet<&ByteBuf> = s.0.values().map(|v| &v.value).collect();
+    distinct.into_iter().cloned().collect()
 }

@@ -121,6 +121,12 @@ fn registers_lww_shows_the_latest_and_mv_shows_all_concurrent() {
         };
         assert_eq!(next.value(), want);
     }
+    // The same value assigned concurrently shows once.
+    let mut r = vec![Crdt::new(CrdtKind::MvRegister); 2];
+    apply(&mut r, 0, &[Op::Assign(bytes("same"))], 10);
+    apply(&mut r, 1, &[Op::Assign(bytes("same"))], 20);
+    let merged = r[0].join(&r[1]).unwrap();
+    assert_eq!(merged.value(), Value::MvRegister(vec![bytes("same")]));
 }
 
 #[test]
