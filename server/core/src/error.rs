@@ -58,6 +58,15 @@ pub enum CoreError {
     NoReplicaReachable { level: String, scope: String },
     #[error("stored object is corrupt: {0}")]
     CorruptObject(String),
+    #[error(
+        "this update would make the key's {kind} {size} bytes; a CRDT key holds at most \
+         {limit} bytes (remove some of it, or spread it over more keys)"
+    )]
+    CrdtTooLarge {
+        kind: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
     /// An operation of another type than the keyspace's (or the map field's).

@@ -15,6 +15,11 @@ pub const MAX_CONFIGURABLE_VALUE_BYTES: u32 = 2 * 1024 * 1024;
 /// single larger object goes alone): far below the peers' 64 MiB message limit, so a run of
 /// large values can never make a batch that is refused over and over and wedges the queue.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// A CRDT key's stored state may not grow past this: every replica rewrites it on each
+/// update, and anti-entropy, read repair and partition streams ship it whole, within the
+/// peers' 64 MiB messages and the SDKs' 16 MiB replies. An update that would grow a state
+/// past it is refused; one that shrinks an oversized state (merges can make one) is not.
+pub const MAX_CRDT_BYTES: usize = 8 << 20;
 /// Default cap on siblings of one key.
 pub const DEFAULT_MAX_SIBLINGS: u32 = 100;
 /// Past this many siblings a key is logged and counted as a warning.

@@ -1,6 +1,5 @@
 //! What a replica stores under one key, and its canonical encoding.
 
-use crate::actor::ActorId;
 use crate::context::CausalContext;
 use crate::crdt::Crdt;
 use crate::dvv::{Dot, DvvSet};
@@ -70,6 +69,13 @@ impl CrdtObject {
 
     pub fn max_timestamp(&self) -> u64 {
         self.recent.iter().map(|w| w.timestamp).max().unwrap_or(0)
+    }
+
+    /// Bytes of its encoding as a stored object, counted without building it.
+    pub fn encoded_len(&self) -> usize {
+        // The format byte and the enum tag, then the body; counting plain owned data
+        // cannot fail.
+        2 + postcard::experimental::serialized_size(self).unwrap_or(0)
     }
 
     pub fn join(&self, other: &Self) -> Result<Self, CoreError> {
@@ -194,26 +200,12 @@ impl StoredObject {
             StoredObject::Lww(_) | StoredObject::Crdt(_) => 1,
         }
     }
-
-    /// Actors in the clock (bounded by the number of server nodes that minted).
-    pub fn clock_actors(&self) -> Vec<ActorId> {
-        match self {
-            StoredObject::Siblings(s) => s.dvv.entries().iter().map(|e| e.actor).collect(),
-            StoredObject::Lww(r) => vec![r.actor],
-            StoredObject::Crdt(c) => {
-                let ctx = c.state.context();
-                let mut actors: Vec<ActorId> = ctx.vector().keys().copied().collect();
-                actors.extend(ctx.cloud().iter().map(|d| d.actor));
-                actors.dedup();
-                actors
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::ActorId;
     use proptest::prelude::*;
 
     fn sample() -> StoredObject {

@@ -62,9 +62,9 @@ impl NodeError {
                 | CoreError::InvalidUpdate(_)
                 | CoreError::WrongCrdtOp { .. } => Code::InvalidArgument,
                 CoreError::CounterOverflow { .. } => Code::OutOfRange,
-                CoreError::TooManySiblings { .. } | CoreError::ClockOverflow { .. } => {
-                    Code::FailedPrecondition
-                }
+                CoreError::TooManySiblings { .. }
+                | CoreError::CrdtTooLarge { .. }
+                | CoreError::ClockOverflow { .. } => Code::FailedPrecondition,
                 CoreError::Unsatisfiable { .. }
                 | CoreError::Unavailable { .. }
                 | CoreError::NoReplicaReachable { .. } => Code::Unavailable,

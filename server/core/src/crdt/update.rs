@@ -7,6 +7,7 @@ use super::{Crdt, CrdtKind, DotContext, Op, Value};
 use crate::actor::ActorId;
 use crate::context::CausalContext;
 use crate::error::CoreError;
+use crate::limits::MAX_CRDT_BYTES;
 use crate::object::{CrdtObject, RecentWrite, StoredObject, merge_recent};
 use crate::version::RequestId;
 
@@ -73,6 +74,7 @@ fn reply(c: &CrdtObject) -> Fetched {
 ///
 /// - A request id this key has seen is acknowledged without applying anything again.
 /// - An operation that does not fit the type is refused, naming both.
+/// - An update that would grow the state past [`MAX_CRDT_BYTES`] is refused.
 /// - The update's timestamp is later than everything the key and the client's context
 ///   saw, so a register assigned after a read wins over what the read showed.
 pub fn apply_update(
@@ -110,6 +112,14 @@ pub fn apply_update(
         state: next,
         recent: merge_recent(&[written], &state.recent),
     };
+    let size = object.encoded_len();
+    if size > MAX_CRDT_BYTES && size > state.encoded_len() {
+        return Err(CoreError::CrdtTooLarge {
+            kind: kind.name().into(),
+            size,
+            limit: MAX_CRDT_BYTES,
+        });
+    }
     let delta = StoredObject::Crdt(CrdtObject {
         state: delta,
         recent: vec![written],
@@ -233,6 +243,61 @@ mod tests {
             reply.value,
             Value::Register(Some(ByteBuf::from(b"new".to_vec())))
         );
+    }
+
+    #[test]
+    fn a_state_may_not_grow_past_the_limit_but_may_shrink_from_beyond_it() {
+        // Each replica adds 5 MiB in one update; joined, the set holds 10 MiB.
+        let half = |tag: u8| -> Vec<ByteBuf> {
+            (0..640u32)
+                .map(|i| {
+                    let mut e = vec![tag; 8 * 1024];
+                    e[..4].copy_from_slice(&i.to_be_bytes());
+                    ByteBuf::from(e)
+                })
+                .collect()
+        };
+        let (a, b) = (half(b'a'), half(b'b'));
+        let (at_a, _, _) = applied(
+            apply_update(
+                CrdtKind::Set,
+                None,
+                update(A, &[Op::Add(a.clone())], 1, None),
+            )
+            .unwrap(),
+        );
+        let (at_b, _, _) = applied(
+            apply_update(
+                CrdtKind::Set,
+                None,
+                update(B, &[Op::Add(b.clone())], 2, None),
+            )
+            .unwrap(),
+        );
+        // Both at once from one client is refused, naming the size and the limit.
+        let both = [Op::Add(a.clone()), Op::Add(b)];
+        let err = apply_update(CrdtKind::Set, None, update(A, &both, 3, None)).unwrap_err();
+        assert!(matches!(
+            err,
+            CoreError::CrdtTooLarge {
+                limit: MAX_CRDT_BYTES,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("at most 8388608 bytes"), "{err}");
+        // Concurrent adds may still join past it; from there a remove is taken, an add is not.
+        let joined = at_a.merge(&at_b).unwrap();
+        let more = [Op::Add(vec![ByteBuf::from(b"more".to_vec())])];
+        let err = apply_update(CrdtKind::Set, Some(&joined), update(A, &more, 4, None));
+        assert!(matches!(err, Err(CoreError::CrdtTooLarge { .. })));
+        let fewer = [Op::Remove(a[..10].to_vec())];
+        let (smaller, _, _) = applied(
+            apply_update(CrdtKind::Set, Some(&joined), update(A, &fewer, 5, None)).unwrap(),
+        );
+        let StoredObject::Crdt(c) = &smaller else {
+            unreachable!()
+        };
+        assert_eq!(c.encoded_len(), smaller.encode().len());
     }
 
     #[test]
