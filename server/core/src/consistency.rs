@@ -134,12 +134,22 @@ pub fn required(
     };
     match &req {
         Required::Total(n) if *n > total => unsat(level.name().into(), *n, total, ""),
-        Required::Local(n) if *n > counts.local() => unsat(
-            level.name().into(),
-            *n,
-            counts.local(),
-            &format!(" in datacenter {}", counts.local_dc),
-        ),
+        Required::Local(n) if *n > counts.local() => {
+            let why = if counts.local() == 0 {
+                // Both happen: a keyspace placed elsewhere, and a datacenter whose nodes
+                // joined but are not in the committed layout yet.
+                ": the keyspace has no replicas there, or its nodes are not in the layout yet \
+                 (see `meridian admin layout`)"
+            } else {
+                ""
+            };
+            unsat(
+                level.name().into(),
+                *n,
+                counts.local(),
+                &format!(" in datacenter {}{why}", counts.local_dc),
+            )
+        }
         _ => Ok(req),
     }
 }
@@ -184,6 +194,14 @@ mod tests {
         let e = required(Consistency::One, Some(3), &c).unwrap_err();
         assert!(e.to_string().contains("explicit count 3"), "{e}");
         assert!(required(Consistency::LocalQuorum, None, &c).is_ok());
+        // A datacenter with no replicas of the key says why that may be.
+        let c = counts(&[("dc1", 1)], "dc2");
+        let e = required(Consistency::LocalQuorum, None, &c).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("consistency LOCAL_QUORUM needs 1 replicas but only 0 exist in datacenter dc2: the keyspace has no replicas there"),
+            "{e}"
+        );
     }
 
     #[test]
