@@ -22,6 +22,17 @@ fn bad(msg: impl Into<String>) -> String {
     msg.into()
 }
 
+/// A JSON value as an error quotes it: at most 64 characters, so a megabyte of bad input
+/// makes a short message.
+pub fn brief(j: &Json) -> String {
+    const MAX: usize = 64;
+    let s = j.to_string();
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
+}
+
 fn bytes_to_json(b: &[u8]) -> Json {
     match std::str::from_utf8(b) {
         Ok(s) => Json::String(s.to_string()),
@@ -84,16 +95,20 @@ fn field_from_json(j: &Json) -> Result<Field, String> {
 }
 
 pub fn op_from_json(j: &Json) -> Result<Op, String> {
-    let o = j
-        .as_object()
-        .filter(|o| o.len() == 1)
-        .ok_or_else(|| bad(format!("an operation is an object with one key, not {j}")))?;
+    let o = j.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+        bad(format!(
+            "an operation is an object with one key, not {}",
+            brief(j)
+        ))
+    })?;
     let (name, arg) = o.iter().next().ok_or_else(|| bad("an empty operation"))?;
     Ok(match name.as_str() {
-        "increment" => Op::Increment(
-            arg.as_i64()
-                .ok_or_else(|| bad(format!("`increment` takes a 64-bit integer, not {arg}")))?,
-        ),
+        "increment" => Op::Increment(arg.as_i64().ok_or_else(|| {
+            bad(format!(
+                "`increment` takes a 64-bit integer, not {}",
+                brief(arg)
+            ))
+        })?),
         "add" => Op::Add(elements_from_json(arg, "add")?),
         "remove" => Op::Remove(elements_from_json(arg, "remove")?),
         "assign" => Op::Assign(bytes_from_json(arg, "`assign`")?),
@@ -105,7 +120,13 @@ pub fn op_from_json(j: &Json) -> Result<Op, String> {
         "update" => {
             let u = arg
                 .as_object()
-                .ok_or_else(|| bad("`update` takes {\"field\": \"name:kind\", \"op\": {...}}"))?;
+                .filter(|u| u.keys().all(|k| k == "field" || k == "op"))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "`update` takes {{\"field\": \"name:kind\", \"op\": {{...}}}}, not {}",
+                        brief(arg)
+                    ))
+                })?;
             let field = field_from_json(u.get("field").unwrap_or(&Json::Null))?;
             let op = op_from_json(u.get("op").unwrap_or(&Json::Null))?;
             Op::Update {

@@ -331,10 +331,10 @@ pub struct DevArgs {
     #[arg(long, default_value = "./meridian-dev")]
     pub data_dir: PathBuf,
     /// gRPC port on every node's address (HTTP is +10, gossip +20).
-    #[arg(long, default_value_t = 7070)]
+    #[arg(long, default_value_t = 7070, value_parser = clap::value_parser!(u16).range(1..=65515))]
     pub port: u16,
-    /// Nodes per datacenter.
-    #[arg(long, default_value_t = 3)]
+    /// Nodes per datacenter (1 to 9: node n of DC d listens on 127.0.0.{d}{n}).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub nodes_per_dc: u8,
 }
 

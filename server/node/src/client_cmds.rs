@@ -130,7 +130,7 @@ pub async fn keyspace_create(a: KeyspaceCreateArgs) -> anyhow::Result<()> {
     };
     let info = client.create_keyspace_spec(spec).await?;
     println!(
-        "keyspace {} ({:?}, max_value_bytes={}, max_siblings={})",
+        "keyspace {} ({}, max_value_bytes={}, max_siblings={})",
         info.name, info.kind, info.max_value_bytes, info.max_siblings
     );
     Ok(())
@@ -139,9 +139,19 @@ pub async fn keyspace_create(a: KeyspaceCreateArgs) -> anyhow::Result<()> {
 pub async fn keyspace_list(e: EndpointArgs) -> anyhow::Result<()> {
     let client = connect(&e).await?;
     for ks in client.list_keyspaces().await? {
+        // The replication as `--replication` takes it, DCs in order.
+        let replication: std::collections::BTreeMap<_, _> = ks.replication.iter().collect();
+        let replication: Vec<String> = replication
+            .into_iter()
+            .map(|(dc, n)| format!("{dc}={n}"))
+            .collect();
         println!(
-            "{}\t{:?}\treplication={:?}\tmax_value_bytes={}\tmax_siblings={}",
-            ks.name, ks.kind, ks.replication, ks.max_value_bytes, ks.max_siblings
+            "{}\t{}\treplication={}\tmax_value_bytes={}\tmax_siblings={}",
+            ks.name,
+            ks.kind,
+            replication.join(","),
+            ks.max_value_bytes,
+            ks.max_siblings
         );
     }
     Ok(())

@@ -87,7 +87,9 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
     }
     let first = nodes[0].grpc.clone();
     wait_for_cluster(&first, nodes.len()).await?;
-    create_demo(&first).await?;
+    // Three replicas per DC, or as many as there are nodes.
+    let rf = u32::from(a.nodes_per_dc.min(3));
+    create_demo(&first, rf).await?;
     let endpoints: Vec<String> = nodes.iter().map(|n| n.grpc.clone()).collect();
     wait_for_keyspace(&endpoints, "demo").await?;
     println!(
@@ -102,7 +104,7 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
             n.name, n.dc, n.id, n.grpc, n.http
         );
     }
-    println!("keyspace `demo` is replicated {{dc1 = 3, dc2 = 3}}; try:");
+    println!("keyspace `demo` is replicated {{dc1 = {rf}, dc2 = {rf}}}; try:");
     println!(
         "  curl -X PUT --data 'hello' {}/v1/data/demo/greeting",
         nodes[0].http
@@ -186,12 +188,12 @@ async fn wait_for_keyspace(endpoints: &[String], name: &str) -> anyhow::Result<(
     Ok(())
 }
 
-async fn create_demo(endpoint: &str) -> anyhow::Result<()> {
+async fn create_demo(endpoint: &str, rf: u32) -> anyhow::Result<()> {
     let mut c = pb::admin_client::AdminClient::connect(endpoint.to_string()).await?;
     c.create_keyspace(pb::CreateKeyspaceRequest {
         spec: Some(pb::KeyspaceSpec {
             name: "demo".into(),
-            replication: [("dc1".to_string(), 3), ("dc2".to_string(), 3)].into(),
+            replication: [("dc1".to_string(), rf), ("dc2".to_string(), rf)].into(),
             ..Default::default()
         }),
     })

@@ -16,6 +16,7 @@ use crate::cluster::coordinator::{Change, WriteOp};
 use crate::error::{NodeError, code_name};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -49,11 +50,13 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
                 ),
             )
         })
-        .layer(DefaultBodyLimit::max(4 << 20))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(cluster)
 }
 
+/// Unknown parameters are refused: a misspelt `consistency` must not pass for the default.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DataQuery {
     consistency: Option<String>,
 }
@@ -73,9 +76,14 @@ async fn data(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Query(q): Query<DataQuery>,
-    body: Bytes,
+    q: Result<Query<DataQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (Query(q), body) = match (q, body) {
+        (Ok(q), Ok(body)) => (q, body),
+        (Err(e), _) => return rejected(e.status(), &e.body_text()),
+        (_, Err(e)) => return rejected(e.status(), &e.body_text()),
+    };
     match data_inner(&cluster, &method, &uri, &headers, q, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -188,9 +196,14 @@ async fn crdt(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Query(q): Query<DataQuery>,
-    body: Bytes,
+    q: Result<Query<DataQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (Query(q), body) = match (q, body) {
+        (Ok(q), Ok(body)) => (q, body),
+        (Err(e), _) => return rejected(e.status(), &e.body_text()),
+        (_, Err(e)) => return rejected(e.status(), &e.body_text()),
+    };
     match crdt_inner(&cluster, &method, &uri, &headers, q, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -215,10 +228,27 @@ async fn crdt_inner(
                     "the body is not JSON ({e}); send {{\"ops\": [...], \"context\": \"...\"}}"
                 ))
             })?;
+            let body = json.as_object().ok_or_else(|| {
+                NodeError::InvalidArgument(format!(
+                    "the body is {}, not an object; send {{\"ops\": [...], \"context\": \"...\"}}",
+                    meridian_proto::crdt_json::brief(&json)
+                ))
+            })?;
+            // A misspelt "context" must not pass for an update without one: that would
+            // remove everything the replica holds rather than what the client saw.
+            if let Some(unknown) = body
+                .keys()
+                .find(|k| !["ops", "context"].contains(&k.as_str()))
+            {
+                return Err(NodeError::InvalidArgument(format!(
+                    "unknown field {unknown:?} in the body; it takes \"ops\" and \"context\" \
+                     (a request id goes in the {REQUEST_ID_HEADER} header)"
+                )));
+            }
             let ops =
-                meridian_proto::crdt_json::ops_from_json(json.get("ops").unwrap_or(&json!(null)))
+                meridian_proto::crdt_json::ops_from_json(body.get("ops").unwrap_or(&json!(null)))
                     .map_err(NodeError::InvalidArgument)?;
-            let context = match json.get("context") {
+            let context = match body.get("context") {
                 Some(serde_json::Value::String(c)) => context_from_text(c)?,
                 Some(serde_json::Value::Null) | None => context_header(headers)?,
                 Some(_) => return Err(malformed_context("\"context\" must be a string")),
@@ -305,6 +335,19 @@ fn insert_context(resp: &mut Response, ctx: &str) {
     if let Ok(v) = HeaderValue::from_str(ctx) {
         resp.headers_mut().insert(CONTEXT_HEADER, v);
     }
+}
+
+/// Bodies beyond this are refused before any keyspace's own `max_value_bytes` applies.
+const MAX_BODY_BYTES: usize = 4 << 20;
+
+/// A request axum could not take apart, answered in the API's JSON error form.
+fn rejected(status: StatusCode, text: &str) -> Response {
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than {MAX_BODY_BYTES} bytes, the HTTP API's limit")
+    } else {
+        text.to_string()
+    };
+    error_response(status, tonic::Code::InvalidArgument, &message)
 }
 
 fn error_response(status: StatusCode, code: tonic::Code, message: &str) -> Response {

@@ -413,6 +413,28 @@ async fn the_cli_and_the_http_api_speak_json() {
         e["error"]["message"].as_str().unwrap().contains("not JSON"),
         "{e}"
     );
+    // A misspelt context is refused, not taken for an update without one, which would
+    // remove what the client never saw.
+    let body = serde_json::json!({ "ops": [{"remove": ["c"]}], "contxt": ctx });
+    let r = http
+        .post(url("carts/u1"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"contxt\""),
+        "{e}"
+    );
     let r = http
         .put(format!("{}/v1/data/hits/home", node.http))
         .body("5")

@@ -373,6 +373,23 @@ async fn bad_input_gets_clear_errors_and_stores_nothing() {
         .unwrap();
     assert_eq!(r.status(), 400);
     check(400, &r.text().await.unwrap(), "bad data path");
+    // A body beyond the HTTP API's own limit, and a misspelt parameter, get the same form.
+    let r = http
+        .put(format!("{}/v1/data/default/huge", node.http))
+        .body(vec![0u8; 5 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    check(413, &r.text().await.unwrap(), "4194304 bytes");
+    let r = http
+        .put(format!("{}/v1/data/default/k?consitency=ONE", node.http))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    check(400, &r.text().await.unwrap(), "consitency");
     let r = http
         .get(format!("{}/v1/data/nosuch/k", node.http))
         .send()
