@@ -104,7 +104,9 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         .as_deref()
         .and_then(|c| c.downcast_ref::<crate::resolver::Raised>())
     {
-        return Python::attach(|py| raised.0.clone_ref(py));
+        return crate::interpreter::enter(|py| raised.0.clone_ref(py)).unwrap_or_else(|| {
+            InternalError::new_err("the interpreter is exiting: the resolver's error is lost")
+        });
     }
     let message = e.message.clone();
     let err = match e.code {
@@ -120,7 +122,7 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         ErrorCode::Cancelled => Cancelled::new_err(message),
         _ => InternalError::new_err(message),
     };
-    Python::attach(|py| {
+    crate::interpreter::enter(|py| {
         // Every instance carries its code, so `except MeridianError as e: e.code` works
         // for each subclass alike.
         let _ = err.value(py).setattr("code", e.code.as_str());

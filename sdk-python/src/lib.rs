@@ -6,9 +6,11 @@
 //! thread with the GIL released (`Client`) or as asyncio awaitables (`AsyncClient`). Both
 //! clients share the operations in `ops.rs`.
 
+mod awaitable;
 mod clients;
 mod crdt;
 mod errors;
+mod interpreter;
 mod ops;
 mod resolver;
 mod values;
@@ -29,5 +31,6 @@ fn _meridian(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::KeyspaceInfo>()?;
     crdt::register(m)?;
     errors::register(m)?;
+    interpreter::register(m)?;
     Ok(())
 }

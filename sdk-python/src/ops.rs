@@ -68,7 +68,7 @@ impl Runner for Asyncio {
         F: Future<Output = PyResult<T>> + Send + 'static,
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
-        pyo3_async_runtimes::tokio::future_into_py(py, fut)
+        crate::awaitable::future_into_py(py, fut)
     }
 }
 
@@ -113,7 +113,7 @@ pub(crate) async fn get_resolved(
     resolver: Option<PyResolver>,
     read: ReadOptions,
     write: WriteOptions,
-) -> PyResult<Option<Py<PyBytes>>> {
+) -> PyResult<Option<std::borrow::Cow<'static, [u8]>>> {
     let value = ks
         .client()
         .get_resolved_with(
@@ -125,7 +125,8 @@ pub(crate) async fn get_resolved(
         )
         .await
         .map_err(to_py)?;
-    Ok(value.map(|v| Python::attach(|py| PyBytes::new(py, &v).unbind())))
+    // Bytes become `bytes` when the result is handed to Python, not on this thread.
+    Ok(value.map(|v| std::borrow::Cow::Owned(v.to_vec())))
 }
 
 #[allow(clippy::too_many_arguments)]

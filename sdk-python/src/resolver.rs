@@ -57,7 +57,7 @@ pub(crate) async fn call(
         Done(Py<PyAny>),
         Await(Awaiting),
     }
-    let step = Python::attach(|py| -> PyResult<Step> {
+    let step = crate::interpreter::enter(|py| -> PyResult<Step> {
         let out = f.bind(py).call1(args(py)?)?;
         if !out.hasattr("__await__")? {
             return Ok(Step::Done(out.unbind()));
@@ -78,6 +78,7 @@ pub(crate) async fn call(
             }
         }
     })
+    .unwrap_or_else(exiting)
     .map_err(raised)?;
     match step {
         Step::Done(out) => Ok(out),
@@ -88,14 +89,22 @@ pub(crate) async fn call(
 /// The callable's result as a value: bytes or str, or None (which an update function
 /// returns to delete the key).
 pub(crate) fn value_of(out: Py<PyAny>) -> Result<Option<Bytes>, Error> {
-    Python::attach(|py| {
+    crate::interpreter::enter(|py| {
         let out = out.bind(py);
         if out.is_none() {
             return Ok(None);
         }
         to_bytes("the value a resolver or update function returns", out).map(Some)
     })
+    .unwrap_or_else(exiting)
     .map_err(raised)
+}
+
+/// What a callable's call becomes once the interpreter is exiting.
+fn exiting<T>() -> PyResult<T> {
+    Err(pyo3::exceptions::PyRuntimeError::new_err(
+        "the interpreter is exiting: the callable was not called",
+    ))
 }
 
 /// A Python callable `siblings -> value` as an SDK resolver.
