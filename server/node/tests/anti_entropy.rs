@@ -58,6 +58,13 @@ async fn miss_writes(c: &mut TestCluster) -> usize {
         metric_sum(c, "meridian_hints_dropped_total").await > 0.0,
         "hints for node 3 were dropped, so they cannot be what refills it"
     );
+    // The writes reach dc2 by the stream, behind the acknowledgements: let it drain while
+    // node 3 is still down, or its tail would land on node 3 after the restart and be
+    // counted as repaired by neither the count below nor anti-entropy.
+    eventually(DEADLINE, "the replication streams drain", || async {
+        (metric_sum(c, "meridian_stream_queued").await == 0.0).then_some(())
+    })
+    .await;
     c.restart(3);
     c.converged().await;
     // The hint the cap kept lands by itself (the dc2 node that relayed the stream holds
