@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Node, TestCluster, eventually, w};
+use common::{Node, TestCluster, eventually, serial, w};
 use meridian_sdk::crdt::{CrdtKind, Field, Op, Value};
 use meridian_sdk::{Consistency, ErrorCode, KeyspaceOptions, ValueKind, WriteOptions};
 use std::time::Duration;
@@ -191,6 +191,7 @@ async fn operations_that_do_not_fit_the_keyspace_are_refused_with_clear_errors()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_and_sets_updated_on_both_sides_of_a_dc_partition_converge() {
+    let _serial = serial().await;
     let c = TestCluster::start_wan(
         61,
         &[

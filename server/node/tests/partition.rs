@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestCluster, eventually, metric_sum, r, w};
+use common::{TestCluster, eventually, metric_sum, r, serial, w};
 use meridian_sdk::Consistency;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,6 +17,7 @@ fn key(prefix: &str, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_of_a_dc_partition_take_writes_and_deletes_and_converge_after_it_heals() {
+    let _serial = serial().await;
     let c = TestCluster::start_wan(
         44,
         &[
@@ -139,6 +140,7 @@ async fn outbound(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_overflows_during_a_long_partition_sheds_counts_and_still_converges() {
+    let _serial = serial().await;
     // A queue of 4 KiB: a few dozen writes in full, a few dozen more as references, and the
     // rest dropped to anti-entropy. Continuous anti-entropy is off, so only the stream and
     // the catch-up it owes for what it dropped can bring dc2 up to date.
@@ -231,6 +233,7 @@ async fn a_stream_that_overflows_during_a_long_partition_sheds_counts_and_still_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_resumes_after_its_node_is_killed_during_a_partition() {
+    let _serial = serial().await;
     // Continuous anti-entropy off: only the stream's durable queue can carry the writes.
     let mut c = TestCluster::start_wan(
         46,
@@ -288,6 +291,7 @@ async fn a_stream_resumes_after_its_node_is_killed_during_a_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_are_purged_only_once_both_dcs_hold_them_and_deleted_keys_stay_deleted() {
+    let _serial = serial().await;
     // A grace of 2 s (hints live 1 s), and every partition swept about once a second.
     let c = TestCluster::start_wan(
         47,

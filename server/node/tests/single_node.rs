@@ -541,7 +541,8 @@ async fn health_is_serving_and_metrics_parse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_ends_at_its_deadline_when_the_node_stops_answering() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(dir.path());
+    // An address of its own: no other test's listener can take the port once it is freed.
+    let node = Node::start_with(dir.path(), &["--grpc-addr", "127.0.250.1:0"]);
     let url = node.grpc.clone();
     let c = meridian_sdk::Client::builder([url.clone()])
         .timeout(Duration::from_secs(2))

@@ -81,14 +81,19 @@ impl WanProxy {
 }
 
 async fn relay(inbound: TcpStream, target: SocketAddr, state: Arc<State>) {
+    // Subscribe before connecting and look at `blocked` after: a cut made while this
+    // connection was being opened still ends it.
+    let mut cut = state.cut.subscribe();
     let Ok(outbound) = TcpStream::connect(target).await else {
         return;
     };
+    if state.blocked.load(Ordering::SeqCst) {
+        return;
+    }
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
     let (ri, wi) = inbound.into_split();
     let (ro, wo) = outbound.into_split();
-    let mut cut = state.cut.subscribe();
     tokio::select! {
         _ = pump(ri, wo, state.clone()) => {}
         _ = pump(ro, wi, state.clone()) => {}
