@@ -14,10 +14,11 @@
 use crate::cluster::Cluster;
 use crate::cluster::coordinator::{Change, WriteOp};
 use crate::error::{NodeError, code_name};
+use crate::http_body::BoundedBody;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -50,7 +51,6 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
                 ),
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(cluster)
 }
 
@@ -77,12 +77,12 @@ async fn data(
     uri: Uri,
     headers: HeaderMap,
     q: Result<Query<DataQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<BoundedBody, Response>,
 ) -> Response {
     let (Query(q), body) = match (q, body) {
-        (Ok(q), Ok(body)) => (q, body),
+        (Ok(q), Ok(BoundedBody(body))) => (q, body),
         (Err(e), _) => return rejected(e.status(), &e.body_text()),
-        (_, Err(e)) => return rejected(e.status(), &e.body_text()),
+        (_, Err(resp)) => return resp,
     };
     match data_inner(&cluster, &method, &uri, &headers, q, body).await {
         Ok(r) => r,
@@ -197,12 +197,12 @@ async fn crdt(
     uri: Uri,
     headers: HeaderMap,
     q: Result<Query<DataQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<BoundedBody, Response>,
 ) -> Response {
     let (Query(q), body) = match (q, body) {
-        (Ok(q), Ok(body)) => (q, body),
+        (Ok(q), Ok(BoundedBody(body))) => (q, body),
         (Err(e), _) => return rejected(e.status(), &e.body_text()),
-        (_, Err(e)) => return rejected(e.status(), &e.body_text()),
+        (_, Err(resp)) => return resp,
     };
     match crdt_inner(&cluster, &method, &uri, &headers, q, body).await {
         Ok(r) => r,
@@ -337,20 +337,12 @@ fn insert_context(resp: &mut Response, ctx: &str) {
     }
 }
 
-/// Bodies beyond this are refused before any keyspace's own `max_value_bytes` applies.
-const MAX_BODY_BYTES: usize = 4 << 20;
-
-/// A request axum could not take apart, answered in the API's JSON error form.
+/// A query axum could not take apart, answered in the API's JSON error form.
 fn rejected(status: StatusCode, text: &str) -> Response {
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("the body is larger than {MAX_BODY_BYTES} bytes, the HTTP API's limit")
-    } else {
-        text.to_string()
-    };
-    error_response(status, tonic::Code::InvalidArgument, &message)
+    error_response(status, tonic::Code::InvalidArgument, text)
 }
 
-fn error_response(status: StatusCode, code: tonic::Code, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: tonic::Code, message: &str) -> Response {
     let body = serde_json::json!({ "error": { "code": code_name(code), "message": message } });
     (status, axum::Json(body)).into_response()
 }

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod grpc;
 mod http;
+mod http_body;
 mod identity;
 mod keyspaces;
 mod locks;

@@ -381,6 +381,9 @@ async fn bad_input_gets_clear_errors_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // The server read the rest of the body, so the client saw the answer (not a broken pipe)
+    // and the kept-alive connection carries the next request.
+    assert!(r.headers().get("connection").is_none());
     check(413, &r.text().await.unwrap(), "4194304 bytes");
     let r = http
         .put(format!("{}/v1/data/default/k?consitency=ONE", node.http))
