@@ -284,21 +284,29 @@ async fn crdt_inner(
     Ok(resp)
 }
 
-/// `{prefix}{key}` or `{prefix}{keyspace}/{key}`, each segment percent-decoded to bytes.
+/// `{prefix}{keyspace}/{key}`, each segment percent-decoded to bytes; data paths may leave
+/// out the keyspace (`{prefix}{key}` is in `default`). CRDT paths may not: the default
+/// keyspace holds siblings, so a one-segment CRDT path is a keyspace named without its key.
 fn parse_path(prefix: &str, path: &str) -> Result<(String, Vec<u8>), NodeError> {
     let rest = path.strip_prefix(prefix).unwrap_or("");
     // "data" or "crdt": the API the path is for, in the error.
     let what = prefix.trim_matches('/').trim_start_matches("v1/");
+    let default_allowed = what == "data";
     let segments: Vec<&str> = rest.split('/').collect();
     let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
     let bad = || {
+        let forms = if default_allowed {
+            format!("{prefix}{{key}} or {prefix}{{keyspace}}/{{key}}")
+        } else {
+            format!("{prefix}{{keyspace}}/{{key}}")
+        };
         NodeError::InvalidArgument(format!(
-            "bad {what} path {path:?}: expected {prefix}{{key}} or {prefix}{{keyspace}}/{{key}} \
-             with the key percent-encoded (a '/' in a key is %2F)"
+            "bad {what} path {path:?}: expected {forms} with the key percent-encoded \
+             (a '/' in a key is %2F)"
         ))
     };
     match segments.as_slice() {
-        [key] => Ok((DEFAULT_KEYSPACE.to_string(), decode(key))),
+        [key] if default_allowed => Ok((DEFAULT_KEYSPACE.to_string(), decode(key))),
         [ks, key] => {
             let ks = String::from_utf8(decode(ks)).map_err(|_| bad())?;
             if ks.is_empty() {
@@ -398,6 +406,20 @@ mod tests {
         assert_eq!(
             parse_path("/v1/data/", "/v1/data/").unwrap().1,
             Vec::<u8>::new()
+        );
+    }
+
+    #[test]
+    fn crdt_paths_name_their_keyspace() {
+        assert_eq!(
+            parse_path("/v1/crdt/", "/v1/crdt/hits/page%3Ahome").unwrap(),
+            ("hits".to_string(), b"page:home".to_vec())
+        );
+        let err = parse_path("/v1/crdt/", "/v1/crdt/hits").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected /v1/crdt/{keyspace}/{key}"),
+            "{err}"
         );
     }
 }
