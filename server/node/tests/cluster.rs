@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestCluster, eventually, metric_sum, r, serial, w};
+use common::{TestCluster, eventually, metric_sum, node_metric, r, serial, w};
 use meridian_sdk::{Client, Consistency, ErrorCode, proto as pb};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -402,17 +402,7 @@ async fn join_and_decommission_under_write_load_lose_no_acknowledged_write() {
 async fn put_requests(c: &TestCluster, nodes: std::ops::Range<usize>) -> f64 {
     let mut t = 0.0;
     for i in nodes {
-        let body = reqwest::get(format!("{}/metrics", c.node(i).http))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
-        t += body
-            .lines()
-            .filter(|l| l.starts_with("meridian_requests_total") && l.contains("op=\"put\""))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>();
+        t += node_metric(c.node(i), "meridian_requests_total", "op=\"put\"").await;
     }
     t
 }

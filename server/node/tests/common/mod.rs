@@ -578,17 +578,21 @@ impl TestCluster {
 pub async fn metric_sum(c: &TestCluster, name: &str) -> f64 {
     let mut total = 0.0;
     for (_, n) in c.running() {
-        let body = reqwest::get(format!("{}/metrics", n.http))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body");
-        total += body
-            .lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>();
+        total += node_metric(n, name, "").await;
     }
     total
+}
+
+/// Sum of a metric's series on one node whose line contains `label` (e.g. `op="put"`).
+pub async fn node_metric(n: &Node, name: &str, label: &str) -> f64 {
+    let body = reqwest::get(format!("{}/metrics", n.http))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum::<f64>()
 }
