@@ -69,12 +69,15 @@ export declare class Client {
 
 /** One key of a `counter` keyspace: increments from every datacenter add up. */
 export declare class Counter {
-  /** Adds `by` (default 1; negative decrements); resolves to the value after it. */
-  increment(by?: number | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
-  /** Subtracts `by` (default 1); resolves to the value after it. */
-  decrement(by?: number | undefined | null, options?: WriteOpts | undefined | null): Promise<any>
-  /** The counter's value (0 for a key never updated). */
-  value(options?: ReadOpts | undefined | null): Promise<any>
+  /**
+   * Adds `by` (default 1; negative decrements): a safe integer, or a BigInt. Resolves to
+   * the value after it, a number, or a BigInt beyond 2^53 - 1.
+   */
+  increment(by?: number | bigint | undefined | null, options?: WriteOpts | undefined | null): Promise<number | bigint>
+  /** Subtracts `by` (default 1), as `increment` takes it; resolves to the value after it. */
+  decrement(by?: number | bigint | undefined | null, options?: WriteOpts | undefined | null): Promise<number | bigint>
+  /** The counter's value (0 for a key never updated): a number, or a BigInt beyond 2^53 - 1. */
+  value(options?: ReadOpts | undefined | null): Promise<number | bigint>
 }
 
 /** One key of a `map` keyspace: named, typed fields, each a CRDT of its own. */

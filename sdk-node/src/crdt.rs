@@ -5,7 +5,7 @@ use crate::errors::to_js;
 use crate::values::{BytesArg, Fetched, ReadOpts, WriteOpts, context, read_options, write_options};
 use bytes::Bytes;
 use meridian_sdk::crdt::Op;
-use napi::bindgen_prelude::{Buffer, Either};
+use napi::bindgen_prelude::{BigInt, Buffer, Either};
 use napi_derive::napi;
 use serde_bytes::ByteBuf;
 
@@ -54,6 +54,32 @@ fn elements(items: Vec<BytesArg>) -> Vec<ByteBuf> {
         .collect()
 }
 
+/// An amount as JavaScript gives it: a number must be a safe integer (napi would truncate
+/// 1.5 to 1 and NaN to 0 without a word), a BigInt must fit in 64 bits.
+fn amount(call: &str, by: Option<Either<f64, BigInt>>) -> napi::Result<i64> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    let invalid = |why: String| {
+        to_js(meridian_sdk::Error::new(
+            meridian_sdk::ErrorCode::InvalidArgument,
+            format!("{call}: {why}"),
+        ))
+    };
+    match by {
+        None => Ok(1),
+        Some(Either::A(n)) if n.fract() == 0.0 && n.abs() <= MAX_SAFE => Ok(n as i64),
+        Some(Either::A(n)) => Err(invalid(format!(
+            "the amount must be an integer, and a number at most 2^53 - 1 in size \
+             (pass a BigInt beyond that), not {n}"
+        ))),
+        Some(Either::B(b)) => match b.get_i64() {
+            (v, true) => Ok(v),
+            _ => Err(invalid(
+                "a BigInt amount must fit in a 64-bit signed integer".to_string(),
+            )),
+        },
+    }
+}
+
 fn negate(by: i64) -> napi::Result<i64> {
     by.checked_neg().ok_or_else(|| {
         to_js(meridian_sdk::Error::new(
@@ -69,30 +95,37 @@ pub struct Counter(pub(crate) Target);
 
 #[napi]
 impl Counter {
-    /// Adds `by` (default 1; negative decrements); resolves to the value after it.
-    #[napi]
+    /// Adds `by` (default 1; negative decrements): a safe integer, or a BigInt. Resolves to
+    /// the value after it, a number, or a BigInt beyond 2^53 - 1.
+    #[napi(
+        ts_args_type = "by?: number | bigint | undefined | null, options?: WriteOpts | undefined | null",
+        ts_return_type = "Promise<number | bigint>"
+    )]
     pub async fn increment(
         &self,
-        by: Option<i64>,
+        by: Option<Either<f64, BigInt>>,
         options: Option<WriteOpts>,
     ) -> napi::Result<serde_json::Value> {
-        let op = Op::Increment(by.unwrap_or(1));
+        let op = Op::Increment(amount("Counter.increment()", by)?);
         Ok(self.0.apply(op, None, options).await?.value)
     }
 
-    /// Subtracts `by` (default 1); resolves to the value after it.
-    #[napi]
+    /// Subtracts `by` (default 1), as `increment` takes it; resolves to the value after it.
+    #[napi(
+        ts_args_type = "by?: number | bigint | undefined | null, options?: WriteOpts | undefined | null",
+        ts_return_type = "Promise<number | bigint>"
+    )]
     pub async fn decrement(
         &self,
-        by: Option<i64>,
+        by: Option<Either<f64, BigInt>>,
         options: Option<WriteOpts>,
     ) -> napi::Result<serde_json::Value> {
-        let op = Op::Increment(negate(by.unwrap_or(1))?);
+        let op = Op::Increment(negate(amount("Counter.decrement()", by)?)?);
         Ok(self.0.apply(op, None, options).await?.value)
     }
 
-    /// The counter's value (0 for a key never updated).
-    #[napi]
+    /// The counter's value (0 for a key never updated): a number, or a BigInt beyond 2^53 - 1.
+    #[napi(ts_return_type = "Promise<number | bigint>")]
     pub async fn value(&self, options: Option<ReadOpts>) -> napi::Result<serde_json::Value> {
         Ok(self.0.fetch(options).await?.value)
     }

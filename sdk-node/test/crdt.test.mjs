@@ -61,6 +61,18 @@ test('operations that do not fit are MeridianError INVALID_ARGUMENT naming both'
   await assert.rejects(client.put(hits, 'k', '5'), (e) => e.code === 'INVALID_ARGUMENT' && /`put`/.test(e.message))
   await assert.rejects(client.apply(hits, 'k', [{ grow: 1 }]), (e) => e.code === 'INVALID_ARGUMENT' && /unknown operation/.test(e.message))
   await assert.rejects(client.counter(hits, 'k').increment('five'), (e) => e.code === 'INVALID_ARGUMENT')
+  // A number that is not a safe integer is refused, not truncated (napi alone makes 1.5 one
+  // and NaN zero); BigInts carry amounts and values beyond 2^53 exactly.
+  for (const bad of [1.5, NaN, Infinity, 2 ** 60]) {
+    await assert.rejects(client.counter(hits, 'k').increment(bad), (e) =>
+      e.code === 'INVALID_ARGUMENT' && /Counter\.increment\(\): the amount must be an integer/.test(e.message), `${bad}`)
+  }
+  await assert.rejects(client.counter(hits, 'k').decrement(2n ** 64n), (e) =>
+    e.code === 'INVALID_ARGUMENT' && /64-bit/.test(e.message))
+  assert.equal(await client.counter(hits, 'k').value(), 0)
+  assert.equal(await client.counter(hits, 'k').increment(2n ** 60n), 2n ** 60n)
+  assert.equal(await client.counter(hits, 'k').decrement(2n ** 60n - 7n), 7)
+  assert.equal(await client.counter(hits, 'k').increment(-(2n ** 63n)), -(2n ** 63n) + 7n)
 })
 
 test('counters and sets across a DC partition converge after it heals', async () => {
