@@ -6,7 +6,7 @@ use crate::errors::to_js;
 use crate::resolver::{JsResolver, ResolverFn, UpdateFn, call_update};
 use crate::values::{
     BytesArg, Fetched, GetResult, KeyspaceInfo, KeyspaceSpec, ReadOpts, WriteOpts, WriteResult,
-    context, keyspace_options, millis, read_options, to_bytes, write_options,
+    context, keyspace_options, millis, read_options, to_bytes, whole, write_options,
 };
 use meridian_sdk::Resolver;
 use napi::bindgen_prelude::{Buffer, Either};
@@ -22,7 +22,7 @@ pub struct ClientOptions {
     /// Deadline for opening a connection in milliseconds (default 3000).
     pub connect_timeout_ms: Option<f64>,
     /// Extra attempts for requests that failed with UNAVAILABLE (default 2).
-    pub retries: Option<u32>,
+    pub retries: Option<f64>,
     /// The client's datacenter; default: that of the first endpoint that answers.
     pub local_dc: Option<String>,
     /// Let LOCAL_* requests fail over to other datacenters (default false).
@@ -56,7 +56,12 @@ pub async fn connect(
     };
     let o = options.unwrap_or_default();
     let mut b = meridian_sdk::Client::builder(endpoints)
-        .retries(o.retries.unwrap_or(2) as usize)
+        .retries(
+            o.retries
+                .map(|n| whole("retries", n))
+                .transpose()?
+                .unwrap_or(2) as usize,
+        )
         .failover_to_other_dcs(o.failover_to_other_dcs.unwrap_or(false))
         .routing(o.routing.unwrap_or(true));
     if let Some(t) = millis("timeoutMs", o.timeout_ms)? {

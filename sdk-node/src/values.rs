@@ -94,13 +94,13 @@ pub struct KeyspaceSpec {
     /// "siblings" (default) or "lww".
     pub kind: Option<String>,
     /// Replicas per datacenter, e.g. `{ dc1: 3, dc2: 3 }`.
-    pub replication: Option<HashMap<String, u32>>,
+    pub replication: Option<HashMap<String, f64>>,
     pub read_consistency: Option<String>,
     pub write_consistency: Option<String>,
     /// Largest key + value in bytes.
-    pub max_value_bytes: Option<u32>,
+    pub max_value_bytes: Option<f64>,
     /// Writes that would grow a key past this many siblings are refused.
-    pub max_siblings: Option<u32>,
+    pub max_siblings: Option<f64>,
 }
 
 pub(crate) fn keyspace_options(s: Option<KeyspaceSpec>) -> napi::Result<KeyspaceOptions> {
@@ -111,12 +111,38 @@ pub(crate) fn keyspace_options(s: Option<KeyspaceSpec>) -> napi::Result<Keyspace
     };
     Ok(KeyspaceOptions {
         kind: Some(kind),
-        replication: s.replication.unwrap_or_default().into_iter().collect(),
+        replication: s
+            .replication
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(dc, n)| Ok((dc.clone(), whole(&format!("replication.{dc}"), n)?)))
+            .collect::<napi::Result<_>>()?,
         read_consistency: consistency(s.read_consistency.as_deref())?,
         write_consistency: consistency(s.write_consistency.as_deref())?,
-        max_value_bytes: s.max_value_bytes,
-        max_siblings: s.max_siblings,
+        max_value_bytes: s
+            .max_value_bytes
+            .map(|n| whole("maxValueBytes", n))
+            .transpose()?,
+        max_siblings: s
+            .max_siblings
+            .map(|n| whole("maxSiblings", n))
+            .transpose()?,
     })
+}
+
+/// A count from JavaScript: napi's own conversion would take -1 as 4294967295 and 1.5 as 1.
+pub(crate) fn whole(what: &str, n: f64) -> napi::Result<u32> {
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(to_js(meridian_sdk::Error::new(
+            meridian_sdk::ErrorCode::InvalidArgument,
+            format!(
+                "{what} must be a whole number from 0 to {}, not {n}",
+                u32::MAX
+            ),
+        )))
+    }
 }
 
 /// The result of a read: every live sibling and the context to write back with.

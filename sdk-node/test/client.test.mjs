@@ -101,6 +101,13 @@ test('bad input is a clear error', async () => {
   await assert.rejects(client.put('default', '', 'v'), (e) => e.code === 'INVALID_ARGUMENT')
   await assert.rejects(client.get('no-such-keyspace', 'k'), (e) => e instanceof MeridianError && e.code === 'NOT_FOUND')
   await assert.rejects(client.createKeyspace('x', { kind: 'counter-ish' }), (e) => e.code === 'INVALID_ARGUMENT')
+  // Counts are whole numbers: napi alone would take -1 as 4294967295 and 1.5 as 1.
+  await assert.rejects(client.createKeyspace('x', { replication: { dc1: -1 } }), (e) =>
+    e.code === 'INVALID_ARGUMENT' && /replication\.dc1 must be a whole number/.test(e.message))
+  await assert.rejects(client.createKeyspace('x', { maxSiblings: 1.5 }), (e) =>
+    e.code === 'INVALID_ARGUMENT' && /maxSiblings must be a whole number/.test(e.message))
+  await assert.rejects(connect(node.endpoint, { retries: -1 }), (e) =>
+    e.code === 'INVALID_ARGUMENT' && /retries must be a whole number/.test(e.message))
   // A key of the wrong type is refused by the binding's argument check, naming the call.
   await assert.rejects(async () => client.get('default', 42), (e) => e instanceof MeridianError && e.code === 'INVALID_ARGUMENT' && /Client\.get\(\): an argument has the wrong type/.test(e.message))
   await assert.rejects(connect(42), (e) => e.code === 'INVALID_ARGUMENT' && /connect\(\)/.test(e.message))
