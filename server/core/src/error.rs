@@ -36,6 +36,11 @@ pub enum CoreError {
         next: usize,
         limit: usize,
     },
+    #[error(
+        "this write would make the key's siblings {bytes} bytes together; a key holds at most \
+         {limit} bytes of siblings: read the key and write back with its context to resolve them"
+    )]
+    SiblingsTooLarge { bytes: usize, limit: usize },
     #[error("invalid keyspace: {0}")]
     InvalidKeyspace(String),
     #[error("consistency {level} needs {needed} replicas but only {available} exist{where_}")]

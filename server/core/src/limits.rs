@@ -20,6 +20,12 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// peers' 64 MiB messages and the SDKs' 16 MiB replies. An update that would grow a state
 /// past it is refused; one that shrinks an oversized state (merges can make one) is not.
 pub const MAX_CRDT_BYTES: usize = 8 << 20;
+/// A key's live siblings together may not grow past this: a read returns them all (the
+/// SDKs take replies of up to 16 MiB) and replication ships the whole object (peers take
+/// 64 MiB messages). The sibling count limit alone would not bound it: 10,000 siblings of
+/// 2 MiB each are allowed by the per-keyspace limits. A write that would grow the siblings
+/// past it is refused; one that resolves them is always taken.
+pub const MAX_SIBLINGS_BYTES: usize = 8 << 20;
 /// Default cap on siblings of one key.
 pub const DEFAULT_MAX_SIBLINGS: u32 = 100;
 /// Past this many siblings a key is logged and counted as a warning.

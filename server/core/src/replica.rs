@@ -7,8 +7,10 @@
 
 use crate::actor::ActorId;
 use crate::context::CausalContext;
+use crate::dvv::DvvSet;
 use crate::error::CoreError;
 use crate::keyspace::ValueKind;
+use crate::limits::MAX_SIBLINGS_BYTES;
 use crate::lww::LwwRegister;
 use crate::object::{RecentWrite, SiblingsState, StoredObject, merge_recent};
 use crate::version::{RequestId, Version};
@@ -132,6 +134,13 @@ fn apply_siblings_write(
             limit: w.max_siblings,
         });
     }
+    let (bytes_before, bytes_after) = (live_bytes(&state.dvv), live_bytes(&dvv));
+    if bytes_after > MAX_SIBLINGS_BYTES && bytes_after > bytes_before {
+        return Err(CoreError::SiblingsTooLarge {
+            bytes: bytes_after,
+            limit: MAX_SIBLINGS_BYTES,
+        });
+    }
     let written = RecentWrite {
         timestamp,
         dot,
@@ -144,6 +153,14 @@ fn apply_siblings_write(
         object,
         siblings: after,
     })
+}
+
+/// The bytes of a key's live values, which a read returns together.
+fn live_bytes(dvv: &DvvSet<Version>) -> usize {
+    dvv.values()
+        .filter_map(|v| v.data.as_ref())
+        .map(Vec::len)
+        .sum()
 }
 
 /// A timestamp later than `ts` and than everything the context saw.
@@ -454,6 +471,31 @@ mod tests {
         r.write_with_id(Some(b"y"), Some(&ctx), [201; 16], 5)
             .unwrap();
         assert_eq!(r.values(), vec![b"y".to_vec()]);
+    }
+
+    #[test]
+    fn siblings_may_not_grow_past_their_byte_limit_but_may_always_be_resolved() {
+        let mut r = Replica::new(ValueKind::Siblings);
+        let third = vec![7u8; MAX_SIBLINGS_BYTES / 3 + 1];
+        r.write_with_id(Some(&third), None, [1; 16], 100).unwrap();
+        r.write_with_id(Some(&third), None, [2; 16], 100).unwrap();
+        let err = r
+            .write_with_id(Some(&third), None, [3; 16], 100)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CoreError::SiblingsTooLarge {
+                bytes: 3 * third.len(),
+                limit: MAX_SIBLINGS_BYTES
+            }
+        );
+        assert!(err.to_string().contains("8388608 bytes"), "{err}");
+        assert_eq!(r.values().len(), 2, "the refused write stored nothing");
+        // A write with the read's context replaces both, however large it is.
+        let ctx = read(r.obj.as_ref()).context;
+        r.write_with_id(Some(&third), Some(&ctx), [4; 16], 100)
+            .unwrap();
+        assert_eq!(r.values().len(), 1);
     }
 
     #[test]

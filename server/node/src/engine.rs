@@ -328,7 +328,9 @@ impl Engine {
                 }
                 Ok(minted)
             }
-            Err(KeeperError::Core(e @ CoreError::TooManySiblings { .. })) => {
+            Err(KeeperError::Core(
+                e @ (CoreError::TooManySiblings { .. } | CoreError::SiblingsTooLarge { .. }),
+            )) => {
                 self.metrics.sibling_rejections.inc();
                 tracing::warn!(keyspace = %ks.name, error = %e, "write refused");
                 Err(e.into())

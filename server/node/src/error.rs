@@ -63,6 +63,7 @@ impl NodeError {
                 | CoreError::WrongCrdtOp { .. } => Code::InvalidArgument,
                 CoreError::CounterOverflow { .. } => Code::OutOfRange,
                 CoreError::TooManySiblings { .. }
+                | CoreError::SiblingsTooLarge { .. }
                 | CoreError::CrdtTooLarge { .. }
                 | CoreError::ClockOverflow { .. } => Code::FailedPrecondition,
                 CoreError::Unsatisfiable { .. }

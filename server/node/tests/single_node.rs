@@ -199,6 +199,36 @@ async fn sibling_guard_refuses_the_101st_sibling_but_accepts_a_resolving_write()
     );
 }
 
+/// Large values within the keyspace's limits could still pile up into a key no read can
+/// return (the SDK takes 16 MiB replies): the siblings' bytes together are bounded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siblings_may_not_pile_up_past_8_mib_but_a_resolving_write_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let c = node.client().await;
+    let options = meridian_sdk::KeyspaceOptions {
+        max_value_bytes: Some(2 << 20),
+        ..Default::default()
+    };
+    c.create_keyspace_with("blobs", &options).await.unwrap();
+    let blob = vec![b'x'; (2 << 20) - 16];
+    for _ in 0..4 {
+        c.put("blobs", "k", blob.clone(), None).await.unwrap();
+    }
+    let err = c.put("blobs", "k", blob.clone(), None).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::FailedPrecondition, "{err}");
+    assert!(
+        err.message.contains("at most 8388608 bytes of siblings"),
+        "{err}"
+    );
+    let read = c.get("blobs", "k").await.unwrap();
+    assert_eq!(read.values.len(), 4);
+    c.put("blobs", "k", blob.clone(), Some(&read.context))
+        .await
+        .unwrap();
+    assert_eq!(c.get("blobs", "k").await.unwrap().values.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_remove_what_they_saw_and_keep_concurrent_values() {
     let dir = tempfile::tempdir().unwrap();
