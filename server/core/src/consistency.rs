@@ -199,7 +199,7 @@ mod tests {
         let e = required(Consistency::LocalQuorum, None, &c).unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("consistency LOCAL_QUORUM needs 1 replicas but only 0 exist in datacenter dc2: the keyspace has no replicas there"),
+                .starts_with("consistency LOCAL_QUORUM needs 1 replica but only 0 exist in datacenter dc2: the keyspace has no replicas there"),
             "{e}"
         );
     }

@@ -43,7 +43,10 @@ pub enum CoreError {
     SiblingsTooLarge { bytes: usize, limit: usize },
     #[error("invalid keyspace: {0}")]
     InvalidKeyspace(String),
-    #[error("consistency {level} needs {needed} replicas but only {available} exist{where_}")]
+    #[error(
+        "consistency {level} needs {} but only {available} exist{where_}",
+        count(*needed, "replica")
+    )]
     Unsatisfiable {
         level: String,
         needed: usize,
@@ -51,7 +54,10 @@ pub enum CoreError {
         where_: String,
     },
     /// Not enough replicas answered (or are alive) for the level; `reachable` says which did.
-    #[error("consistency {level} needs {needed} acknowledgements{scope}; reachable: {reachable}")]
+    #[error(
+        "consistency {level} needs {}{scope}; reachable: {reachable}",
+        count(*needed, "acknowledgement")
+    )]
     Unavailable {
         level: String,
         needed: usize,
@@ -84,4 +90,13 @@ pub enum CoreError {
     CounterOverflow { by: i64 },
     #[error("keyspace is of kind {actual} but the stored object is {found}")]
     KindMismatch { actual: String, found: String },
+}
+
+/// "1 replica", "2 replicas".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
