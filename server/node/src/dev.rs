@@ -113,6 +113,10 @@ pub async fn run(a: DevArgs) -> anyhow::Result<()> {
         "  curl {}/v1/data/demo/greeting",
         nodes[nodes.len() - 1].http
     );
+    println!(
+        "  export MERIDIAN_ENDPOINT={}   # where `meridian get/put/counter/...` go",
+        nodes[0].grpc
+    );
     println!("Ctrl-C stops the cluster.");
     // SIGTERM too: a script or supervisor stopping `meridian dev` must not leave its nodes
     // running as orphans that hold the ports.
