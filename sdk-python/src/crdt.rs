@@ -53,6 +53,20 @@ fn elements(items: &Bound<'_, PyAny>) -> PyResult<Vec<ByteBuf>> {
         .collect()
 }
 
+/// A counter amount. Python's own conversion error ("Python int too large to convert to C
+/// long") names neither the argument nor the limit.
+fn amount(by: &Bound<'_, PyAny>) -> PyResult<i64> {
+    by.extract::<i64>().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(by.py()) {
+            crate::errors::invalid(format!(
+                "the amount {by} does not fit in a 64-bit signed integer (-2**63 to 2**63 - 1)"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
 fn negate(by: i64) -> PyResult<i64> {
     by.checked_neg().ok_or_else(|| {
         crate::errors::invalid(format!(
@@ -83,7 +97,7 @@ macro_rules! crdt_handles {
             fn increment<'py>(
                 &self,
                 py: Python<'py>,
-                by: i64,
+                #[pyo3(from_py_with = amount)] by: i64,
                 consistency: Option<&str>,
                 timeout: Option<f64>,
                 request_id: Option<&[u8]>,
@@ -98,7 +112,7 @@ macro_rules! crdt_handles {
             fn decrement<'py>(
                 &self,
                 py: Python<'py>,
-                by: i64,
+                #[pyo3(from_py_with = amount)] by: i64,
                 consistency: Option<&str>,
                 timeout: Option<f64>,
                 request_id: Option<&[u8]>,

@@ -26,6 +26,14 @@ def test_typed_handles_through_the_blocking_client(node):
         assert counter.increment(5) == 5
         assert counter.decrement(2) == 3
         assert counter.increment() == 4
+        # An amount past 64 bits names the limit; one that is not an int stays a TypeError.
+        with pytest.raises(meridian.InvalidArgument, match=r"does not fit in a 64-bit signed integer"):
+            counter.increment(2**63)
+        with pytest.raises(meridian.InvalidArgument, match=r"-2\*\*63 to 2\*\*63 - 1"):
+            counter.decrement(-(2**64))
+        with pytest.raises(TypeError):
+            counter.increment(1.5)  # type: ignore[arg-type]
+        assert counter.increment(2**62) == 2**62 + 4
 
         cart = c.set(carts, "u1")
         assert cart.add(["pear", b"apple"]) == ["apple", "pear"]
